@@ -1,0 +1,61 @@
+"""The one contract every invertible layer keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from torch import Tensor, nn
+
+
+class Flow(nn.Module):
+    """An invertible map with a tractable log-determinant.
+
+    Direction and sign rule (the same for every subclass):
+
+    - ``forward(x, cond) -> (y, logdet)`` maps data to latent and returns ``log|det dy/dx|``;
+    - ``inverse(y, cond) -> (x, logdet)`` maps latent to data and returns ``log|det dx/dy|``,
+      i.e. the negation of the forward log-determinant at the matching point.
+
+    ``logdet`` is always a ``[batch]`` tensor; ``inverse(forward(x)[0])[0] == x``. ``cond`` is an
+    optional conditioning input (e.g. a class label) that layers may ignore.
+    """
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class FlowSequence(Flow):
+    """Composition ``f_n ∘ ... ∘ f_1`` of flows; itself a flow."""
+
+    def __init__(self, flows: Iterable[Flow]):
+        super().__init__()
+        self.flows = nn.ModuleList(flows)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        logdet = x.new_zeros(x.shape[0])
+        for flow in self.flows:
+            x, ld = flow(x, cond)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        logdet = y.new_zeros(y.shape[0])
+        for flow in reversed(self.flows):
+            y, ld = flow.inverse(y, cond)
+            logdet = logdet + ld
+        return y, logdet
+
+
+def check_image(x: Tensor, layer: str) -> None:
+    """Raise a clear error unless ``x`` is an image batch ``[B, C, H, W]``."""
+    if x.dim() != 4:
+        raise ValueError(f"{layer} expects images [B, C, H, W], got a tensor of shape "
+                         f"{tuple(x.shape)}")
+
+
+def per_sample(value: Tensor, batch: int) -> Tensor:
+    """Broadcast a log-determinant that is the same for every sample to shape ``[batch]``."""
+    return value.expand(batch) if value.dim() == 0 else value.reshape(batch)

@@ -1,0 +1,21 @@
+"""The allow-list of architectures a checkpoint may name."""
+
+from __future__ import annotations
+
+from flowgen.models.glow import Glow
+from flowgen.models.multiscale import MultiScaleFlow
+
+MODELS: dict[str, type[MultiScaleFlow]] = {"glow": Glow}
+
+
+def build_model(arch: str, config: dict) -> MultiScaleFlow:
+    """Build the architecture named ``arch`` from plain constructor arguments."""
+    if arch not in MODELS:
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(MODELS)}")
+    if not isinstance(config, dict) or not all(
+            isinstance(v, (bool, int, float, str, type(None))) for v in config.values()):
+        raise ValueError(f"architecture config must hold plain values, got {config!r}")
+    try:
+        return MODELS[arch](**config)
+    except TypeError as err:
+        raise ValueError(f"config {config} does not fit architecture {arch!r}: {err}") from err

@@ -1,0 +1,49 @@
+"""``train(cfg)``: everything ``train.py`` does, callable from tests with a composed config."""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from flowgen.training.module import FlowModule
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer]:
+    """Instantiate datamodule, model (sized from the data) and trainer from a composed config."""
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, in_channels=datamodule.channels,
+                        image_size=datamodule.image_size)
+    module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), n_bits=cfg.n_bits,
+                        warmup_steps=cfg.optim.warmup_steps)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, module, trainer
+
+
+def train(cfg: DictConfig) -> dict[str, float | str]:
+    """Fit the model; return the final metrics (``train/bpd``, ``val/bpd``, ...), the number of
+    steps and the checkpoint paths."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule, module, trainer = build(cfg)
+    n_params = sum(p.numel() for p in module.parameters())
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    hparams["n_params"] = n_params
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams)
+    log.info("%s with %.2fM parameters on %s images %sx%s, batch %s per device",
+             type(module.model).__name__, n_params / 1e6, datamodule.channels,
+             datamodule.image_size, datamodule.image_size, datamodule.batch_size)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics["step"] = trainer.global_step
+    if trainer.checkpoint_callback is not None:
+        metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
+        metrics["last_checkpoint"] = trainer.checkpoint_callback.last_model_path
+    return metrics

@@ -1,0 +1,22 @@
+"""Train a normalizing flow: ``python train.py [group=option] [key=value ...]`` (see README)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from flowgen.config import CONFIG_DIR
+from flowgen.training import train
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    print(f"finished after {metrics['step']} steps: " + ", ".join(
+        f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("bpd")))
+    for key in ("last_checkpoint", "best_checkpoint"):
+        if metrics.get(key):
+            print(f"{key.replace('_', ' ')}: {metrics[key]}")
+    return metrics.get("val/bpd")  # the value a -m sweep optimises
+
+
+if __name__ == "__main__":
+    main()
