@@ -34,3 +34,18 @@ def brute_force_logabsdet(fn, x: torch.Tensor) -> torch.Tensor:
             lambda v: fn(v.view(1, *shape)).reshape(-1), xi.reshape(-1))
         out.append(torch.linalg.slogdet(jac)[1])
     return torch.stack(out)
+
+
+def compose_train(overrides: list[str], tmp_path: Path):
+    """The real ``configs/train.yaml``, composed as ``train.py`` would, writing into ``tmp_path``
+    and sized to run in seconds."""
+    from hydra import compose, initialize_config_dir
+
+    from flowgen.config import CONFIG_DIR
+
+    tiny = ["model.levels=3", "model.steps=1", "model.hidden_channels=8", "data.batch_size=16",
+            "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=2",
+            "trainer.accelerator=cpu", "optim.warmup_steps=2", "logger=csv", "run_name=test",
+            f"paths.output_dir={tmp_path / 'out'}", f"paths.checkpoint_dir={tmp_path / 'ckpt'}"]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=tiny + overrides)

@@ -62,10 +62,11 @@ class FlowModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
-        if self.warmup_steps <= 0:
+        if self.warmup_steps <= 1:
             return optimizer
+        # Step t (from 0) trains at lr * (t + 1) / warmup_steps, reaching lr at the last one.
         warmup = torch.optim.lr_scheduler.LinearLR(
-            optimizer, start_factor=1.0 / self.warmup_steps, total_iters=self.warmup_steps)
+            optimizer, start_factor=1.0 / self.warmup_steps, total_iters=self.warmup_steps - 1)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
 
