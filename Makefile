@@ -16,10 +16,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 ## Train the default Glow on the embedded MNIST subset (~10 min on 2 cores), then sample from it.
 train: $(VENV)/.installed
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py run_name=$(RUN)
-	$(PY) sample.py ckpt=checkpoints/$(RUN)/last.ckpt out=outputs/$(RUN)/samples-final
-	$(PY) sample.py ckpt=checkpoints/$(RUN)/last.ckpt mode=interpolate \
-		out=outputs/$(RUN)/samples-final
-	@echo "Checkpoints: checkpoints/$(RUN)/   Pictures: outputs/$(RUN)/samples-final/"
+	$(PY) sample.py ckpt=checkpoints/$(RUN)/last.ckpt temperature=[0.5,0.7,1.0] \
+		out=outputs/$(RUN)/final-grid
+	$(PY) sample.py ckpt=checkpoints/$(RUN)/last.ckpt mode=interpolate endpoints=data \
+		indices=[0,1] out=outputs/$(RUN)/final-interpolation
+	@echo "Checkpoints: checkpoints/$(RUN)/"
+	@echo "Pictures:    outputs/$(RUN)/samples/ (during training), outputs/$(RUN)/final-grid/,"
+	@echo "             outputs/$(RUN)/final-interpolation/"
 
 ## Run the test suite (no network, no GPU; a few minutes on 2 cores).
 test: $(VENV)/.installed

@@ -52,7 +52,8 @@ def inspect_npz(path: Path) -> tuple[int, int]:
     if not path.is_file():
         raise FileNotFoundError(f"dataset file not found: {path} (set data.path=/path/to/file.npz)")
     try:
-        with np.load(path) as npz:
+        # Open the file ourselves: np.load leaks its handle when the archive is corrupt.
+        with open(path, "rb") as f, np.load(f) as npz:
             found = sorted(npz.files)
             headers = {k: _npy_header(npz, k) for k in ("x_train", "x_test") if k in found}
     except Exception as e:  # np.load fails in many ways (BadZipFile, pickle, EOF, .npy given)

@@ -34,9 +34,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu",
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise ValueError(f"{path} is not a readable flowgen checkpoint (truncated, or holds "
-                         f"objects beyond tensors and plain data): {str(err).splitlines()[0]}"
-                         ) from err
+        # torch's own message suggests weights_only=False: exactly what must not be done here.
+        raise ValueError(f"{path} is not a readable flowgen checkpoint (truncated, not a torch "
+                         f"file, or holding objects beyond tensors and plain data)") from err
     meta = ckpt.get("flowgen") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or "arch" not in meta or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a flowgen checkpoint (no 'flowgen' record): train one "

@@ -1,0 +1,52 @@
+"""Temperature sampling in chunks, and image grids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.utils import save_image
+
+from flowgen.models import MultiScaleFlow
+from flowgen.models.multiscale import check_sampling_args
+
+
+def draw_noise(model: MultiScaleFlow, n: int, seed: int) -> list[Tensor]:
+    """Unit-normal latents ``[n, *shape]`` per level, drawn on the CPU from ``seed``: the same
+    seed gives the same latents whatever the device and the decoding batch size (temperature
+    ``T`` scales them, as :meth:`MultiScaleFlow.sample_latents` does)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, *shape, generator=generator) for shape in model.latent_shapes]
+
+
+@torch.no_grad()
+def decode_batched(model: MultiScaleFlow, zs: Sequence[Tensor], batch_size: int) -> Tensor:
+    """Decode latents (any batch length) ``batch_size`` at a time on the model's device; the
+    images come back on the CPU, in model space."""
+    p = next(model.parameters())
+    n = zs[0].shape[0]
+    out = [model.decode([z[i:i + batch_size].to(p.device, p.dtype) for z in zs]).float().cpu()
+           for i in range(0, n, batch_size)]
+    return torch.cat(out)
+
+
+def sample_images(model: MultiScaleFlow, n: int, temperature: float, seed: int = 0,
+                  batch_size: int = 64) -> Tensor:
+    """``n`` samples at ``temperature``, ``[n, C, H, W]`` in model space (about [-0.5, 0.5])."""
+    check_sampling_args(n, temperature)
+    return decode_batched(model, [temperature * z for z in draw_noise(model, n, seed)],
+                          batch_size)
+
+
+def finite(images: Tensor) -> tuple[Tensor, int]:
+    """Images with non-finite values (a flow pushed too far) set to 0, and how many had some."""
+    bad = ~torch.isfinite(images).flatten(1).all(1)
+    return torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0), int(bad.sum())
+
+
+def save_grid(images: Tensor, path: Path, nrow: int) -> Path:
+    """Images in [0, 1] ``[n, C, H, W]`` -> one PNG grid (``make_grid``, padding 2)."""
+    save_image(images, path, nrow=nrow)
+    return path

@@ -1,0 +1,34 @@
+"""Sample from a checkpoint: ``python sample.py ckpt=checkpoints/<run>/last.ckpt [key=value ...]``.
+
+    python sample.py ckpt=... n=64 temperature=0.7                 # grid-T0.70.png
+    python sample.py ckpt=... temperature=[0.5,0.7,1.0]            # one grid per temperature
+    python sample.py ckpt=... mode=interpolate method=slerp steps=8 # strip PNG + looping GIF
+    python sample.py ckpt=... mode=interpolate endpoints=data indices=[3,7]
+
+Pictures and settings.json go to ``out=...`` or ``outputs/<run>/<mode>-<time>/``; every option is
+in ``configs/sample.yaml``.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from flowgen.config import CONFIG_DIR  # also registers the ${project_root:} resolver
+from flowgen.sampling import USER_ERRORS, run
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sample")
+def main(cfg: DictConfig) -> None:
+    try:
+        written = run(cfg)
+    except USER_ERRORS as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+    for path in written:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
