@@ -7,6 +7,7 @@ from torch import Tensor
 
 from flowgen.flows.base import Flow, check_image
 from flowgen.flows.nets import ZeroConv2d
+from flowgen.flows.prior import ClassEmbedding
 
 
 class Split(Flow):
@@ -17,27 +18,41 @@ class Split(Flow):
     zero-initialised convolution (so it starts as ``N(0, 1)``). ``forward`` standardises them:
     ``y = [h, (z - mean) / scale]``, ``logdet = -sum log_scale``, so the second part of ``y`` is
     standard-normal under the model; the multi-scale model takes it as this level's latent.
+
+    ``learned=False`` fixes the prior at ``N(0, 1)`` (then the layer is the identity).
+    ``num_classes > 0`` adds label-dependent per-channel offsets when ``cond`` is given.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, learned: bool = True, num_classes: int = 0):
         super().__init__()
         self.kept = channels - channels // 2
-        self.prior = ZeroConv2d(self.kept, 2 * (channels - self.kept))
+        factored = channels - self.kept
+        self.prior = ZeroConv2d(self.kept, 2 * factored) if learned else None
+        self.classes = ClassEmbedding(num_classes, factored) if num_classes else None
 
-    def _prior(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        mean, log_scale = self.prior(h).chunk(2, dim=1)
+    def _prior(self, h: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        if self.prior is not None:
+            mean, log_scale = self.prior(h).chunk(2, dim=1)
+        else:
+            mean = log_scale = h.new_zeros(1, 1, 1, 1)
+        if self.classes is not None and cond is not None:
+            dm, ds = self.classes(cond)
+            mean, log_scale = mean + dm, log_scale + ds
         return mean, log_scale
+
+    def _logdet(self, z: Tensor, log_scale: Tensor) -> Tensor:
+        return log_scale.expand_as(z).flatten(1).sum(1)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(x, "Split")
         h, z = x[:, :self.kept], x[:, self.kept:]
-        mean, log_scale = self._prior(h)
+        mean, log_scale = self._prior(h, cond)
         eps = (z - mean) * torch.exp(-log_scale)
-        return torch.cat([h, eps], 1), -log_scale.flatten(1).sum(1)
+        return torch.cat([h, eps], 1), -self._logdet(z, log_scale)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(y, "Split.inverse")
         h, eps = y[:, :self.kept], y[:, self.kept:]
-        mean, log_scale = self._prior(h)
+        mean, log_scale = self._prior(h, cond)
         z = eps * log_scale.exp() + mean
-        return torch.cat([h, z], 1), log_scale.flatten(1).sum(1)
+        return torch.cat([h, z], 1), self._logdet(z, log_scale)

@@ -1,6 +1,9 @@
-"""Glow (Kingma & Dhariwal 2018)."""
+"""Glow (Kingma & Dhariwal 2018), with the paper's ablations as options."""
 
 from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
 
 from flowgen.flows import (
     ActNorm,
@@ -13,26 +16,48 @@ from flowgen.flows import (
     Split,
     Squeeze,
 )
+from flowgen.flows.permutation import Permutation
 from flowgen.models.multiscale import MultiScaleFlow
 
 COUPLINGS = {"affine": AffineCoupling, "additive": AdditiveCoupling}
+PERMUTATIONS = {
+    "reverse": Permutation.reverse,
+    "shuffle": Permutation.shuffle,
+    "conv1x1": InvertibleConv1x1,
+    "conv1x1_lu": LUInvertibleConv1x1,
+}
+SPLIT_PRIORS = ("learned", "standard")
 
 
 class Glow(MultiScaleFlow):
     """Glow on ``[B, in_channels, image_size, image_size]`` images.
 
     Each of ``levels`` levels: :class:`Squeeze`, then ``steps`` steps of (:class:`ActNorm`,
-    invertible 1x1 convolution — LU-parametrised if ``lu`` —, affine or additive coupling), then
-    :class:`Split` (every level but the last) or the learned top prior (the last).
+    a channel permutation, an affine or additive coupling), then :class:`Split` (every level but
+    the last); the top latent has a :class:`LearnedPrior` (``learn_top``) or ``N(0, I)``.
+
+    ``permutation``: ``conv1x1_lu`` (default), ``conv1x1``, ``reverse`` or ``shuffle`` (the
+    paper's ablation). ``lu`` is a shorthand: ``True`` -> ``conv1x1_lu``, ``False`` -> ``conv1x1``.
+    ``split_prior``: ``learned`` (conditioned on the kept half) or ``standard`` (``N(0, I)``).
+    ``num_classes > 0`` makes the top prior (and, with ``condition_splits``, every split prior)
+    class-conditional on ``cond`` (labels ``[B]``), and adds a linear class head on the mean
+    top activation (:meth:`class_logits`); ``cond=None`` gives the unconditional model.
     """
 
     arch = "glow"
 
     def __init__(self, in_channels: int = 3, image_size: int = 32, levels: int = 3,
                  steps: int = 32, hidden_channels: int = 512, coupling: str = "affine",
-                 lu: bool = True):
-        if coupling not in COUPLINGS:
-            raise ValueError(f"coupling must be one of {sorted(COUPLINGS)}, got {coupling!r}")
+                 permutation: str = "conv1x1_lu", lu: bool | None = None,
+                 learn_top: bool = True, split_prior: str = "learned", num_classes: int = 0,
+                 condition_splits: bool = False):
+        if lu is not None:
+            permutation = "conv1x1_lu" if lu else "conv1x1"
+        for name, value, allowed in (("coupling", coupling, COUPLINGS),
+                                     ("permutation", permutation, PERMUTATIONS),
+                                     ("split_prior", split_prior, SPLIT_PRIORS)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
         if levels < 1 or steps < 1:
             raise ValueError(f"levels and steps must be >= 1, got levels={levels}, steps={steps}")
         if image_size % 2 ** levels:
@@ -40,20 +65,38 @@ class Glow(MultiScaleFlow):
             raise ValueError(f"image size {image_size} is not divisible by 2**levels = "
                              f"{2 ** levels}: use levels<={fit} or pad/resize the images to a "
                              f"multiple of {2 ** levels} (data.image_size=...)")
-        conv = LUInvertibleConv1x1 if lu else InvertibleConv1x1
+        split_classes = num_classes if condition_splits else 0
         blocks, c = [], in_channels
         for i in range(levels):
             c *= 4
             flows = [Squeeze()]
             for _ in range(steps):
-                flows += [ActNorm(c), conv(c), COUPLINGS[coupling](c, hidden_channels)]
+                flows += [ActNorm(c), PERMUTATIONS[permutation](c),
+                          COUPLINGS[coupling](c, hidden_channels)]
             if i < levels - 1:
-                split = Split(c)
+                split = Split(c, learned=split_prior == "learned", num_classes=split_classes)
                 flows.append(split)
                 c = split.kept
-            else:
-                flows.append(LearnedPrior(c))
             blocks.append(FlowSequence(flows))
-        super().__init__(blocks, (in_channels, image_size, image_size))
+        top = LearnedPrior(c, learned=learn_top, num_classes=num_classes)
+        super().__init__(blocks, (in_channels, image_size, image_size), top_prior=top)
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(c, num_classes) if num_classes else None
         self.config = dict(in_channels=in_channels, image_size=image_size, levels=levels,
-                           steps=steps, hidden_channels=hidden_channels, coupling=coupling, lu=lu)
+                           steps=steps, hidden_channels=hidden_channels, coupling=coupling,
+                           permutation=permutation, learn_top=learn_top,
+                           split_prior=split_prior, num_classes=num_classes,
+                           condition_splits=condition_splits)
+
+    def class_logits(self, top: Tensor) -> Tensor:
+        """Class scores ``[B, num_classes]`` from the top activation (Glow's ``y`` head)."""
+        if self.classifier is None:
+            raise ValueError("this Glow has no class head: build it with num_classes > 0")
+        return self.classifier(top.mean((2, 3)))
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, cond: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        if cond is not None and cond.shape != (n,):
+            raise ValueError(f"cond must hold one label per sample, shape ({n},)")
+        return super().sample(n, temperature, cond, generator)

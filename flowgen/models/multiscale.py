@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from flowgen.flows import FlowSequence, Split, Squeeze
+from flowgen.flows import Flow, FlowSequence, Split, Squeeze
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -22,15 +22,20 @@ class MultiScaleFlow(nn.Module):
     (the priors are folded into the flow), so ``log p(x) = log N(zs; 0, I) + logdet`` and sampling
     at temperature ``T`` draws ``zs ~ N(0, T^2 I)``.
 
-    Subclasses build the levels and set ``config`` (their constructor arguments, plain types) and
-    ``arch`` (their name in :data:`flowgen.models.MODELS`) so checkpoints can rebuild them.
+    ``top_prior`` (optional) is a flow applied to the last level's output, kept apart so that
+    :meth:`forward_features` can also return the top activation before it (e.g. for a class
+    head). Subclasses build the levels and set ``config`` (their constructor arguments, plain
+    types) and ``arch`` (their name in :data:`flowgen.models.MODELS`) so checkpoints can rebuild
+    them.
     """
 
     arch: str = ""
 
-    def __init__(self, levels: Sequence[FlowSequence], in_shape: tuple[int, int, int]):
+    def __init__(self, levels: Sequence[FlowSequence], in_shape: tuple[int, int, int],
+                 top_prior: Flow | None = None):
         super().__init__()
         self.levels = nn.ModuleList(levels)
+        self.top_prior = top_prior
         self.in_shape = tuple(in_shape)
         self.config: dict = {}
         self.latent_shapes = self._trace_latent_shapes()
@@ -67,6 +72,12 @@ class MultiScaleFlow(nn.Module):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
         """Data ``[B, C, H, W]`` -> (latents per level, ``log|det dz/dx|`` ``[B]``)."""
+        zs, logdet, _ = self.forward_features(x, cond)
+        return zs, logdet
+
+    def forward_features(self, x: Tensor, cond: Tensor | None = None
+                         ) -> tuple[list[Tensor], Tensor, Tensor]:
+        """As :meth:`forward`, plus the top activation before the top prior ``[B, C', H', W']``."""
         self._check_input(x)
         zs, logdet = [], x.new_zeros(x.shape[0])
         last = len(self.levels) - 1
@@ -77,8 +88,12 @@ class MultiScaleFlow(nn.Module):
                 kept = level.flows[-1].kept
                 zs.append(x[:, kept:])
                 x = x[:, :kept]
+        top = x
+        if self.top_prior is not None:
+            x, ld = self.top_prior(x, cond)
+            logdet = logdet + ld
         zs.append(x)
-        return zs, logdet
+        return zs, logdet, top
 
     def inverse(self, zs: Sequence[Tensor], cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Latents per level -> (data ``[B, C, H, W]``, ``log|det dx/dz|`` ``[B]``)."""
@@ -89,6 +104,8 @@ class MultiScaleFlow(nn.Module):
                 raise ValueError(f"latent of shape {tuple(z.shape[1:])} where {shape} is needed")
         x = zs[-1]
         logdet = x.new_zeros(x.shape[0])
+        if self.top_prior is not None:
+            x, logdet = self.top_prior.inverse(x, cond)
         for i in reversed(range(len(self.levels))):
             if i < len(self.levels) - 1:
                 x = torch.cat([x, zs[i]], 1)
@@ -105,8 +122,11 @@ class MultiScaleFlow(nn.Module):
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """``log p(x)`` in nats, ``[B]``, for ``x`` the continuous (dequantised, scaled) image."""
         zs, logdet = self(x, cond)
-        log_pz = sum(-0.5 * (z.flatten(1).pow(2).sum(1) + z[0].numel() * LOG_2PI) for z in zs)
-        return log_pz + logdet
+        return self.latent_log_prob(zs) + logdet
+
+    def latent_log_prob(self, zs: Sequence[Tensor]) -> Tensor:
+        """``log N(zs; 0, I)`` summed over all levels, ``[B]``."""
+        return sum(-0.5 * (z.flatten(1).pow(2).sum(1) + z[0].numel() * LOG_2PI) for z in zs)
 
     def sample_latents(self, n: int, temperature: float = 1.0,
                        generator: torch.Generator | None = None) -> list[Tensor]:

@@ -22,22 +22,40 @@ def draw_noise(model: MultiScaleFlow, n: int, seed: int) -> list[Tensor]:
 
 
 @torch.no_grad()
-def decode_batched(model: MultiScaleFlow, zs: Sequence[Tensor], batch_size: int) -> Tensor:
+def decode_batched(model: MultiScaleFlow, zs: Sequence[Tensor], batch_size: int,
+                   label: int | None = None) -> Tensor:
     """Decode latents (any batch length) ``batch_size`` at a time on the model's device; the
-    images come back on the CPU, in model space."""
+    images come back on the CPU, in model space. ``label``: class of a class-conditional model."""
     p = next(model.parameters())
     n = zs[0].shape[0]
-    out = [model.decode([z[i:i + batch_size].to(p.device, p.dtype) for z in zs]).float().cpu()
-           for i in range(0, n, batch_size)]
+    out = []
+    for i in range(0, n, batch_size):
+        chunk = [z[i:i + batch_size].to(p.device, p.dtype) for z in zs]
+        cond = None if label is None else torch.full((chunk[0].shape[0],), label,
+                                                     dtype=torch.long, device=p.device)
+        out.append(model.decode(chunk, cond).float().cpu())
     return torch.cat(out)
 
 
+def check_label(model: MultiScaleFlow, label: int | None) -> None:
+    """A clear error unless ``label`` is None or a class the model was trained with."""
+    if label is None:
+        return
+    classes = getattr(model, "num_classes", 0)
+    if not classes:
+        raise ValueError(f"label={label} given, but this checkpoint is unconditional: drop label")
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < classes:
+        raise ValueError(f"label must be an integer in 0..{classes - 1}, got {label!r}")
+
+
 def sample_images(model: MultiScaleFlow, n: int, temperature: float, seed: int = 0,
-                  batch_size: int = 64) -> Tensor:
-    """``n`` samples at ``temperature``, ``[n, C, H, W]`` in model space (about [-0.5, 0.5])."""
+                  batch_size: int = 64, label: int | None = None) -> Tensor:
+    """``n`` samples at ``temperature`` (of class ``label`` for a class-conditional model),
+    ``[n, C, H, W]`` in model space (about [-0.5, 0.5])."""
     check_sampling_args(n, temperature)
+    check_label(model, label)
     return decode_batched(model, [temperature * z for z in draw_noise(model, n, seed)],
-                          batch_size)
+                          batch_size, label)
 
 
 def finite(images: Tensor) -> tuple[Tensor, int]:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from flowgen.data import postprocess
 from flowgen.models import MultiScaleFlow, load_model
-from flowgen.sampling.grid import finite, sample_images, save_grid
+from flowgen.sampling.grid import check_label, finite, sample_images, save_grid
 from flowgen.sampling.interpolate import (
     endpoint_latents,
     interpolation_frames,
@@ -52,10 +52,12 @@ def run(cfg: DictConfig) -> list[Path]:
     settings = parse_settings(cfg)
     model, meta = load_checkpoint(settings)
     n_bits = meta["n_bits"]
+    check_label(model, settings.label)
     pictures: dict[str, tuple] = {}  # file stem -> what to save
     if settings.mode == "grid":
         for t in settings.temperatures:
-            images = sample_images(model, settings.n, t, settings.seed, settings.batch_size)
+            images = sample_images(model, settings.n, t, settings.seed, settings.batch_size,
+                                   settings.label)
             pictures[f"grid-{temperature_tag(t)}"] = ("grid", _to_pixels(images, n_bits, "images"))
     else:
         if settings.endpoints == "data":

@@ -38,11 +38,14 @@ class Settings:
     steps: int
     frame_ms: int
     gif_scale: int
+    label: int | None = None
 
     def to_json(self) -> dict:
         d = asdict(self)
         d.update(ckpt=str(self.ckpt), device=str(self.device), out=str(self.out),
                  temperatures=list(self.temperatures), indices=list(self.indices))
+        if self.label is None:
+            del d["label"]
         if self.mode == "grid":
             for key in ("endpoints", "indices", "method", "steps", "frame_ms", "gif_scale"):
                 del d[key]
@@ -130,6 +133,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         steps=_int(cfg, "steps", 2),
         frame_ms=_int(cfg, "frame_ms", 1),
         gif_scale=_int(cfg, "gif_scale", 1),
+        label=cfg.get("label"),
     )
 
 

@@ -19,32 +19,61 @@ class FlowModule(L.LightningModule):
     ``optimizer`` is a partial optimiser (Hydra ``_partial_: true``) completed with the
     parameters; the learning rate warms up linearly over ``warmup_steps`` optimiser steps.
     ActNorm layers initialise from the first training batch, before the first optimiser step.
+
+    A class-conditional model (``model.num_classes > 0``) gets the labels as ``cond``; with
+    ``classifier_weight > 0`` its class head adds ``classifier_weight * cross-entropy`` to the
+    loss (the Glow paper's generative + discriminative objective).
     """
 
     def __init__(self, model: MultiScaleFlow,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 n_bits: int = 8, warmup_steps: int = 0):
+                 n_bits: int = 8, warmup_steps: int = 0, classifier_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer or torch.optim.Adam
         self.n_bits = n_bits
         self.warmup_steps = warmup_steps
+        self.conditional = getattr(model, "num_classes", 0) > 0
+        self.classifier_weight = classifier_weight if self.conditional else 0.0
 
-    def bpd(self, pixels: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def bpd(self, pixels: Tensor, labels: Tensor | None = None,
+            generator: torch.Generator | None = None) -> Tensor:
         """Bits per dimension ``[B]`` of uint8 images, with fresh dequantisation noise."""
-        x = preprocess(pixels, self.n_bits, generator=generator)
-        return bits_per_dim(self.model.log_prob(x), self.model.num_dims, self.n_bits)
+        return self._bpd_and_logits(pixels, labels, generator)[0]
 
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        loss = self.bpd(batch[0]).mean()
-        self.log("train/bpd", loss, prog_bar=True)
+    def _bpd_and_logits(self, pixels: Tensor, labels: Tensor | None,
+                        generator: torch.Generator | None = None
+                        ) -> tuple[Tensor, Tensor | None]:
+        x = preprocess(pixels, self.n_bits, generator=generator)
+        cond = labels if self.conditional else None
+        if self.classifier_weight > 0:
+            zs, logdet, top = self.model.forward_features(x, cond)
+            log_p, logits = self.model.latent_log_prob(zs) + logdet, self.model.class_logits(top)
+        else:
+            log_p, logits = self.model.log_prob(x, cond), None
+        return bits_per_dim(log_p, self.model.num_dims, self.n_bits), logits
+
+    def _step(self, batch, stage: str) -> Tensor:
+        pixels, labels = batch[0], batch[1]
+        bpd, logits = self._bpd_and_logits(pixels, labels)
+        n = bpd.shape[0]
+        # batch_size weights the epoch mean, so uneven last batches average exactly.
+        self.log(f"{stage}/bpd", bpd.mean(), prog_bar=True, sync_dist=stage != "train",
+                 batch_size=n)
+        loss = bpd.mean()
+        if logits is not None:
+            class_loss = torch.nn.functional.cross_entropy(logits, labels)
+            accuracy = (logits.argmax(1) == labels).float().mean()
+            self.log(f"{stage}/class_loss", class_loss, sync_dist=stage != "train", batch_size=n)
+            self.log(f"{stage}/accuracy", accuracy, sync_dist=stage != "train", batch_size=n)
+            loss = loss + self.classifier_weight * class_loss
         return loss
 
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
     def validation_step(self, batch, batch_idx: int) -> None:
-        bpd = self.bpd(batch[0])
-        # batch_size weights the epoch mean, so uneven last batches average exactly.
-        self.log("val/bpd", bpd.mean(), prog_bar=True, sync_dist=True,
-                 batch_size=bpd.shape[0])
+        self._step(batch, "val")
 
     test_step = validation_step
 

@@ -6,6 +6,7 @@ import logging
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from flowgen.training.module import FlowModule
@@ -19,7 +20,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
     model = instantiate(cfg.model, in_channels=datamodule.channels,
                         image_size=datamodule.image_size)
     module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), n_bits=cfg.n_bits,
-                        warmup_steps=cfg.optim.warmup_steps)
+                        warmup_steps=cfg.optim.warmup_steps,
+                        classifier_weight=cfg.get("classifier_weight", 0.0))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -40,7 +42,14 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     log.info("%s with %.2fM parameters on %s images %sx%s, batch %s per device",
              type(module.model).__name__, n_params / 1e6, datamodule.channels,
              datamodule.image_size, datamodule.image_size, datamodule.batch_size)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    finally:
+        # Jobs of a -m sweep share this process: close the W&B run or the next job logs into it.
+        if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
+            import wandb
+
+            wandb.finish()
     metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["step"] = trainer.global_step
     if trainer.checkpoint_callback is not None:

@@ -188,3 +188,30 @@ def test_cli_writes_a_grid_and_fails_cleanly_on_user_errors(ckpt, tmp_path):
             assert sorted(p.name for p in (tmp_path / name).iterdir()) == names
             assert stdout.split() == [w for n in names for w in ("wrote", str(tmp_path / name / n))]
     assert list(cwd.iterdir()) == []  # Hydra left nothing in the working directory
+
+
+def test_label_samples_one_class_of_a_conditional_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = Glow(in_channels=1, image_size=32, levels=3, steps=1, hidden_channels=8,
+                 num_classes=10)
+    with torch.no_grad():
+        model.top_prior.classes.embedding.weight.normal_()  # make the classes differ
+        model(torch.rand(8, 1, 32, 32) - 0.5)
+    path = tmp_path / "cond" / "last.ckpt"
+    path.parent.mkdir()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+                "flowgen": model_metadata(model, n_bits=8)}, path)
+    loaded, _ = load_checkpoint(parse_settings(compose([f"ckpt={path}"])))
+    threes = sample_images(loaded, 4, 0.7, seed=1, label=3)
+    sevens = sample_images(loaded, 4, 0.7, seed=1, label=7)
+    assert threes.shape == (4, 1, 32, 32) and not torch.allclose(threes, sevens)
+    written = run(compose([f"ckpt={path}", "n=4", "label=3", f"out={tmp_path / 'out'}"]))
+    assert json.loads(written[-1].read_text())["label"] == 3
+    with pytest.raises(ValueError, match=r"label must be an integer in 0..9"):
+        run(compose([f"ckpt={path}", "label=12", f"out={tmp_path / 'bad'}"]))
+    assert not (tmp_path / "bad").exists()
+
+
+def test_label_on_an_unconditional_checkpoint_is_a_clear_error(ckpt, tmp_path):
+    with pytest.raises(ValueError, match="unconditional"):
+        run(compose([f"ckpt={ckpt}", "label=1", f"out={tmp_path}"]))

@@ -105,3 +105,15 @@ def test_cli_sweep_runs_two_jobs_into_separate_checkpoint_folders(tmp_path):
     for job in ("sweep-0", "sweep-1"):
         assert (tmp_path / "ckpt" / job / "last.ckpt").is_file()
     assert out.stdout.count("finished after 2 steps") == 2
+
+
+def test_wandb_logs_offline_with_sample_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
+    metrics = train(compose_train(["logger=wandb", "trainer.max_steps=2"], tmp_path))
+    assert metrics["step"] == 2
+    runs = list((tmp_path / "out" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].rglob("samples_*.png")), "the sample grid was not logged to W&B"
