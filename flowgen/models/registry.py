@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flowgen.models.glow import Glow
 from flowgen.models.multiscale import MultiScaleFlow
+from flowgen.models.nice import NICE
+from flowgen.models.realnvp import RealNVP
 
-MODELS: dict[str, type[MultiScaleFlow]] = {"glow": Glow}
+MODELS: dict[str, type[MultiScaleFlow]] = {"glow": Glow, "realnvp": RealNVP, "nice": NICE}
 
 
 def build_model(arch: str, config: dict) -> MultiScaleFlow:

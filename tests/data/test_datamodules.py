@@ -1,8 +1,8 @@
 """Datamodule tests. Nothing here downloads: torchvision datasets are written to tmp dirs in
-their real on-disk formats, and the offline test stubs the download function."""
+their real on-disk formats, the offline tests stub the download function, and the autouse
+fixture in conftest.py refuses any other network access."""
 
 import pickle
-import urllib.request
 from pathlib import Path
 from urllib.error import URLError
 
@@ -21,16 +21,6 @@ from flowgen.data.datasets import MNIST5K_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_MNIST = REPO.parent / "shared/datasets/mnist.npz"
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Fail loudly instead of touching the network should any code path try to download."""
-
-    def refuse(*args, **kwargs):
-        raise URLError("network disabled in tests")
-
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 @pytest.fixture(scope="module")

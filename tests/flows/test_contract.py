@@ -11,7 +11,12 @@ import torch
 from flowgen.flows import (
     ActNorm,
     AdditiveCoupling,
+    AdditiveMLPCoupling,
     AffineCoupling,
+    BatchNormFlow,
+    ChannelMaskedCoupling,
+    CheckerboardCoupling,
+    DiagonalScaling,
     FlowSequence,
     InvertibleConv1x1,
     LearnedPrior,
@@ -20,6 +25,20 @@ from flowgen.flows import (
     Squeeze,
 )
 from tests.conftest import brute_force_logabsdet, perturb_
+
+
+class EvalBatchNorm(BatchNormFlow):
+    """BatchNormFlow held in eval mode (running statistics), with non-trivial statistics: the
+    map the contract is about. Batch statistics are checked in tests/models/test_realnvp.py."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        with torch.no_grad():
+            self.running_mean.normal_(0, 0.5)
+            self.running_var.uniform_(0.3, 2.0)
+
+    def train(self, mode: bool = True):
+        return super().train(False)
 
 # name -> (factory, input shape [C, H, W])
 LAYERS = {
@@ -33,6 +52,20 @@ LAYERS = {
     "split": (lambda: Split(4), (4, 3, 3)),
     "split_odd": (lambda: Split(3), (3, 3, 3)),
     "learned_prior": (lambda: LearnedPrior(3), (3, 2, 2)),
+    "checkerboard_coupling_even": (lambda: CheckerboardCoupling(3, 0, hidden_channels=8,
+                                                                res_blocks=1), (3, 4, 4)),
+    "checkerboard_coupling_odd": (lambda: CheckerboardCoupling(2, 1, hidden_channels=8,
+                                                               res_blocks=2), (2, 3, 3)),
+    "channel_coupling_even": (lambda: ChannelMaskedCoupling(4, 0, hidden_channels=8,
+                                                            res_blocks=1), (4, 3, 3)),
+    "channel_coupling_odd": (lambda: ChannelMaskedCoupling(5, 1, hidden_channels=8,
+                                                           res_blocks=1), (5, 2, 2)),
+    "batchnorm_eval": (lambda: EvalBatchNorm(3), (3, 3, 3)),
+    "additive_mlp_coupling_even": (lambda: AdditiveMLPCoupling(12, 0, hidden_features=16,
+                                                               hidden_layers=2), (3, 2, 2)),
+    "additive_mlp_coupling_odd": (lambda: AdditiveMLPCoupling(9, 1, hidden_features=16,
+                                                              hidden_layers=1), (1, 3, 3)),
+    "diagonal_scaling": (lambda: DiagonalScaling((2, 3, 3)), (2, 3, 3)),
     "sequence": (lambda: FlowSequence([ActNorm(2), Squeeze(), LUInvertibleConv1x1(8),
                                        AffineCoupling(8, hidden_channels=8), Split(8)]),
                  (2, 4, 4)),
