@@ -36,14 +36,15 @@ def brute_force_logabsdet(fn, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def compose_train(overrides: list[str], tmp_path: Path):
+def compose_train(overrides: list[str], tmp_path: Path, shrink_model: bool = True):
     """The real ``configs/train.yaml``, composed as ``train.py`` would, writing into ``tmp_path``
-    and sized to run in seconds."""
+    and sized to run in seconds (``shrink_model=False`` keeps the configured model)."""
     from hydra import compose, initialize_config_dir
 
     from flowgen.config import CONFIG_DIR
 
-    tiny = ["model.levels=3", "model.steps=1", "model.hidden_channels=8", "data.batch_size=16",
+    model = ["model.levels=3", "model.steps=1", "model.hidden_channels=8"] if shrink_model else []
+    tiny = [*model, "data.batch_size=16",
             "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=2",
             "trainer.accelerator=cpu", "optim.warmup_steps=2", "logger=csv", "run_name=test",
             f"paths.output_dir={tmp_path / 'out'}", f"paths.checkpoint_dir={tmp_path / 'ckpt'}"]
