@@ -132,9 +132,18 @@ class MultiScaleFlow(nn.Module):
                        generator: torch.Generator | None = None) -> list[Tensor]:
         """``zs ~ N(0, temperature^2 I)``, one ``[n, *shape]`` tensor per level."""
         check_sampling_args(n, temperature)
+        return [temperature * z for z in self.prior_noise(n, generator)]
+
+    def prior_noise(self, n: int, generator: torch.Generator | None = None,
+                    device: torch.device | str | None = None,
+                    dtype: torch.dtype | None = None) -> list[Tensor]:
+        """Latents from the prior at temperature 1, one ``[n, *shape]`` per level (on the
+        model's device and dtype unless given). Models with another prior override this."""
         p = next(self.parameters())
-        return [temperature * torch.randn(n, *shape, generator=generator, device=p.device,
-                                          dtype=p.dtype) for shape in self.latent_shapes]
+        return [torch.randn(n, *shape, generator=generator,
+                            device=p.device if device is None else device,
+                            dtype=p.dtype if dtype is None else dtype)
+                for shape in self.latent_shapes]
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, cond: Tensor | None = None,

@@ -18,7 +18,7 @@ def draw_noise(model: MultiScaleFlow, n: int, seed: int) -> list[Tensor]:
     seed gives the same latents whatever the device and the decoding batch size (temperature
     ``T`` scales them, as :meth:`MultiScaleFlow.sample_latents` does)."""
     generator = torch.Generator().manual_seed(seed)
-    return [torch.randn(n, *shape, generator=generator) for shape in model.latent_shapes]
+    return model.prior_noise(n, generator, device="cpu", dtype=torch.float32)
 
 
 @torch.no_grad()

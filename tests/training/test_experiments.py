@@ -18,8 +18,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 
 def test_experiments_exist():
-    assert {"glow_cifar10", "glow_cifar10_conditional", "glow_mnist",
-            "glow_celeba64"} <= set(EXPERIMENTS)
+    assert {"glow_cifar10", "glow_cifar10_conditional", "glow_mnist", "glow_celeba64",
+            "realnvp_cifar10", "nice_mnist"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

@@ -1,0 +1,86 @@
+"""RealNVP (Dinh et al. 2017)."""
+
+from __future__ import annotations
+
+from flowgen.flows import (
+    ActNorm,
+    BatchNormFlow,
+    ChannelMaskedCoupling,
+    CheckerboardCoupling,
+    Flow,
+    FlowSequence,
+    LearnedPrior,
+    Split,
+    Squeeze,
+)
+from flowgen.models.multiscale import MultiScaleFlow
+
+NORMS = {"batchnorm": BatchNormFlow, "actnorm": ActNorm}
+PRIORS = ("standard", "learned")
+
+
+class RealNVP(MultiScaleFlow):
+    """RealNVP on ``[B, in_channels, image_size, image_size]`` images.
+
+    Each of the first ``levels - 1`` scales: three checkerboard-masked affine couplings
+    (alternating mask parity), :class:`Squeeze`, three channel-wise masked affine couplings
+    (alternating halves), then half the channels are factored out. The last scale: four
+    checkerboard couplings. Every coupling is followed by a normalisation layer: the paper's
+    in-flow batch normalisation (``norm="batchnorm"``, :class:`BatchNormFlow`) or ``"actnorm"``.
+    Coupling networks are weight-normalised ResNets (``res_blocks`` blocks of width
+    ``hidden_channels``).
+
+    ``prior="standard"`` (the paper): every latent is ``N(0, I)`` with no learned prior;
+    ``"learned"``: Glow-style learned conditional priors at the factor-outs (:class:`Split`) and
+    a learned top prior (:class:`LearnedPrior`).
+
+    Only the first ``levels - 1`` scales halve the resolution, so ``image_size`` must be
+    divisible by ``2**(levels - 1)`` and the last scale at least 2x2 (28x28 MNIST takes
+    ``levels=3``). With batch normalisation, evaluate and sample in eval mode (see
+    :class:`BatchNormFlow`).
+    """
+
+    arch = "realnvp"
+
+    def __init__(self, in_channels: int = 3, image_size: int = 32, levels: int = 3,
+                 hidden_channels: int = 64, res_blocks: int = 8, norm: str = "batchnorm",
+                 prior: str = "standard"):
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {list(PRIORS)}, got {prior!r}")
+        if levels < 1:
+            raise ValueError(f"levels must be >= 1, got {levels}")
+        factor = 2 ** (levels - 1)
+        if image_size % factor or image_size // factor < 2:
+            fit = max((k for k in range(1, levels + 1)
+                       if image_size % 2 ** (k - 1) == 0 and image_size // 2 ** (k - 1) >= 2),
+                      default=None)
+            hint = f"use levels<={fit}" if fit else "use a larger image"
+            raise ValueError(f"image size {image_size} does not fit {levels} RealNVP levels "
+                             f"(needs divisibility by 2**(levels-1) = {factor} and a last scale "
+                             f"of at least 2x2): {hint} or resize the images (data.image_size=...)")
+        net = dict(hidden_channels=hidden_channels, res_blocks=res_blocks)
+
+        def coupled(couplings: list[Flow], channels: int) -> list[Flow]:
+            return [f for c in couplings for f in (c, NORMS[norm](channels))]
+
+        blocks, c = [], in_channels
+        for i in range(levels):
+            last = i == levels - 1
+            flows = coupled([CheckerboardCoupling(c, k % 2, **net)
+                             for k in range(4 if last else 3)], c)
+            if not last:
+                c *= 4
+                flows.append(Squeeze())
+                flows += coupled([ChannelMaskedCoupling(c, k % 2, **net) for k in range(3)], c)
+                split = Split(c, learned=prior == "learned")
+                flows.append(split)
+                c = split.kept
+            elif prior == "learned":
+                flows.append(LearnedPrior(c))
+            blocks.append(FlowSequence(flows))
+        super().__init__(blocks, (in_channels, image_size, image_size))
+        self.config = dict(in_channels=in_channels, image_size=image_size, levels=levels,
+                           hidden_channels=hidden_channels, res_blocks=res_blocks, norm=norm,
+                           prior=prior)

@@ -1,0 +1,189 @@
+"""A whole RealNVP against brute force, its prior, sampling, checkpoints, batch-norm statistics
+and a few training steps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from flowgen.data import bits_per_dim, preprocess
+from flowgen.flows import (
+    ActNorm,
+    BatchNormFlow,
+    ChannelMaskedCoupling,
+    CheckerboardCoupling,
+    LearnedPrior,
+    Split,
+    Squeeze,
+)
+from flowgen.models import MODELS, load_model, model_metadata
+from flowgen.models.realnvp import RealNVP
+from tests.conftest import brute_force_logabsdet, perturb_
+
+CONFIGS = {
+    "4x4-grey": dict(in_channels=1, image_size=4, levels=2, hidden_channels=8, res_blocks=1),
+    "4x4-rgb-actnorm-learned": dict(in_channels=3, image_size=4, levels=2, hidden_channels=8,
+                                    res_blocks=1, norm="actnorm", prior="learned"),
+    "8x8-grey-3-levels": dict(in_channels=1, image_size=8, levels=3, hidden_channels=8,
+                              res_blocks=2),
+}
+
+
+def trained_like(config: dict) -> tuple[RealNVP, torch.Tensor]:
+    model = RealNVP(**config).double()
+    x = torch.rand(3, config["in_channels"], config["image_size"], config["image_size"],
+                   dtype=torch.float64) - 0.5
+    model.train()
+    model(x)  # batch-norm running statistics / ActNorm data-dependent init
+    perturb_(model, 0.1)
+    return model.eval(), x
+
+
+def flat(zs: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([z.flatten(1) for z in zs], 1)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_realnvp_round_trip(name):
+    model, x = trained_like(CONFIGS[name])
+    zs, logdet = model(x)
+    assert [tuple(z.shape[1:]) for z in zs] == model.latent_shapes
+    assert flat(zs).shape[1] == model.num_dims
+    x_back, logdet_inv = model.inverse(zs)
+    torch.testing.assert_close(x_back, x, rtol=0, atol=1e-10)
+    torch.testing.assert_close(logdet + logdet_inv, torch.zeros_like(logdet), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_realnvp_logdet_and_log_prob_match_brute_force(name):
+    model, x = trained_like(CONFIGS[name])
+    zs, logdet = model(x[:2])
+    expected = brute_force_logabsdet(lambda v: flat(model(v)[0]), x[:2])
+    torch.testing.assert_close(logdet, expected, rtol=0, atol=1e-8)
+    normal = torch.distributions.Normal(0.0, 1.0).log_prob(flat(zs)).sum(1)
+    torch.testing.assert_close(model.log_prob(x[:2]), normal + expected, rtol=0, atol=1e-8)
+
+
+def test_batchnorm_train_mode_uses_batch_statistics_and_their_jacobian():
+    layer = BatchNormFlow(3, momentum=0.1).double()
+    perturb_(layer)
+    x = torch.randn(4, 3, 2, 3, dtype=torch.float64) * 2 + 1
+    mean = x.mean((0, 2, 3), keepdim=True)
+    var = x.var((0, 2, 3), keepdim=True, unbiased=False)
+    y, logdet = layer.train()(x)
+    mult = torch.exp(layer.log_gamma) / torch.sqrt(var + layer.eps)
+    torch.testing.assert_close(y, (x - mean) * mult + layer.beta, rtol=0, atol=1e-12)
+    # per sample: the Jacobian of the affine map with the batch statistics held constant
+    frozen = brute_force_logabsdet(lambda v: (v - mean) * mult + layer.beta, x)
+    torch.testing.assert_close(logdet, frozen, rtol=0, atol=1e-10)
+    # the first batch sets the running statistics, later ones move them by `momentum`
+    torch.testing.assert_close(layer.running_mean, mean)
+    torch.testing.assert_close(layer.running_var, var)
+    x2 = torch.randn(4, 3, 2, 3, dtype=torch.float64)
+    layer(x2)
+    torch.testing.assert_close(layer.running_mean, 0.9 * mean + 0.1 * x2.mean((0, 2, 3), True))
+    assert int(layer.num_batches_tracked) == 2
+    # eval mode: running statistics, exact inverse
+    layer.eval()
+    y, logdet = layer(x)
+    x_back, logdet_inv = layer.inverse(y)
+    torch.testing.assert_close(x_back, x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(logdet, -logdet_inv, rtol=0, atol=0)
+
+
+def test_realnvp_layout_follows_the_paper():
+    model = RealNVP(in_channels=3, image_size=32, levels=3, hidden_channels=8, res_blocks=1)
+    assert model.latent_shapes == [(6, 16, 16), (12, 8, 8), (12, 8, 8)]
+    first, top = model.levels[0].flows, model.levels[-1].flows
+    kinds = [type(f) for f in first]
+    assert kinds == [CheckerboardCoupling, BatchNormFlow] * 3 + [Squeeze] + \
+        [ChannelMaskedCoupling, BatchNormFlow] * 3 + [Split]
+    assert [f.parity for f in first if hasattr(f, "parity")] == [0, 1, 0, 0, 1, 0]
+    assert [type(f) for f in top] == [CheckerboardCoupling, BatchNormFlow] * 4
+    assert all(s.prior is None for s in model.modules() if isinstance(s, Split))
+    learned = RealNVP(in_channels=1, image_size=28, levels=3, hidden_channels=8, res_blocks=1,
+                      norm="actnorm", prior="learned")
+    assert learned.latent_shapes == [(2, 14, 14), (4, 7, 7), (4, 7, 7)]
+    assert isinstance(learned.levels[-1].flows[-1], LearnedPrior)
+    assert not any(isinstance(m, BatchNormFlow) for m in learned.modules())
+    assert sum(isinstance(m, ActNorm) for m in learned.modules()) == 2 * 6 + 4
+
+
+def test_realnvp_starts_as_the_identity():
+    model = RealNVP(in_channels=1, image_size=4, levels=1, hidden_channels=4, res_blocks=1,
+                    norm="actnorm").double().eval()
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5
+    zs, logdet = model(x)
+    torch.testing.assert_close(zs[0], x, rtol=0, atol=0)
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(model.log_prob(x), expected)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(image_size=12, levels=4), r"levels<=3"),
+    (dict(image_size=8, levels=4), r"levels<=3"),
+    (dict(norm="layernorm"), "norm must be one of"),
+    (dict(prior="laplace"), "prior must be one of"),
+])
+def test_realnvp_rejects_bad_configs(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RealNVP(**{"hidden_channels": 4, "res_blocks": 1, **kwargs})
+
+
+def test_realnvp_sampling():
+    model = RealNVP(in_channels=3, image_size=8, levels=2, hidden_channels=8, res_blocks=1)
+    model.train()
+    model(torch.rand(4, 3, 8, 8) - 0.5)
+    perturb_(model, 0.05)
+    x = model.eval().sample(5, temperature=0.7)
+    assert x.shape == (5, 3, 8, 8) and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("norm", ["batchnorm", "actnorm"])
+def test_realnvp_checkpoint_rebuild(tmp_path, norm):
+    model, x = trained_like(dict(in_channels=1, image_size=8, levels=2, hidden_channels=8,
+                                 res_blocks=1, norm=norm))
+    model = model.float()
+    x = x.float()
+    assert MODELS["realnvp"] is RealNVP
+    path = tmp_path / "realnvp.ckpt"
+    torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
+                "flowgen": model_metadata(model, 5)}, path)
+    loaded, meta = load_model(path)
+    assert meta["arch"] == "realnvp" and meta["n_bits"] == 5 and not loaded.training
+    torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x), rtol=0, atol=0)
+
+
+def test_realnvp_trains_without_nans():
+    torch.manual_seed(0)
+    model = RealNVP(in_channels=3, image_size=8, levels=2, hidden_channels=8, res_blocks=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    pixels = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    losses = []
+    model.train()
+    for _ in range(20):
+        bpd = bits_per_dim(model.log_prob(preprocess(pixels)), model.num_dims).mean()
+        assert torch.isfinite(bpd)
+        optimizer.zero_grad()
+        bpd.backward()
+        optimizer.step()
+        losses.append(bpd.item())
+    assert losses[-1] < losses[0]
+    model.eval()
+    assert torch.isfinite(model.log_prob(preprocess(pixels))).all()
+    assert math.isfinite(model.sample(2, 0.7).abs().max().item())
+
+
+def test_realnvp_config_builds_the_model():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from flowgen.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["model=realnvp"])
+    model = instantiate(cfg.model, in_channels=1, image_size=28)
+    assert isinstance(model, RealNVP) and model.config["norm"] == "batchnorm"
+    assert model.latent_shapes[-1] == (4, 7, 7)
