@@ -1,0 +1,59 @@
+"""A NaN/Inf step is skipped (no update, moments untouched), counted, and stops the run when
+too many come in a row."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from flowgen.models import Glow
+from flowgen.training import FlowModule
+from flowgen.training.faults import NonFiniteStepGuard
+
+
+class NaNAt(FlowModule):
+    """Returns a NaN loss at the chosen global steps."""
+
+    def __init__(self, nan_steps: set[int]):
+        super().__init__(Glow(1, 8, levels=2, steps=1, hidden_channels=4),
+                         optimizer=lambda p: torch.optim.Adam(p, lr=1e-2))
+        self.nan_steps = nan_steps
+        self.snapshots: dict[int, dict] = {}
+
+    def training_step(self, batch, batch_idx):
+        self.snapshots[self.global_step] = {k: v.clone() for k, v in self.state_dict().items()}
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.global_step in self.nan_steps else loss
+
+
+def fit(module: FlowModule, steps: int, guard: NonFiniteStepGuard) -> L.Trainer:
+    data = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data, torch.zeros(64, dtype=torch.long)), batch_size=8)
+    trainer = L.Trainer(accelerator="cpu", max_steps=steps, logger=False, callbacks=[guard],
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(module, loader)
+    return trainer
+
+
+def test_a_nan_step_is_skipped_and_counted():
+    module, guard = NaNAt({2, 4}), NonFiniteStepGuard(max_consecutive=3)
+    trainer = fit(module, 6, guard)
+    assert trainer.global_step == 6 and guard.skipped == 2
+    for bad in (2, 4):  # the weights after a NaN step are those before it
+        for k, v in module.snapshots[bad].items():
+            assert torch.equal(module.snapshots[bad + 1][k], v), k
+    assert not torch.equal(module.snapshots[1]["model.top_prior.mean"],
+                           module.snapshots[2]["model.top_prior.mean"])  # good steps update
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert trainer.callback_metrics["train/skipped_steps"] == 2
+
+
+def test_too_many_nan_steps_in_a_row_stop_the_run_with_advice():
+    module, guard = NaNAt({3, 4, 5}), NonFiniteStepGuard(max_consecutive=3)
+    with pytest.raises(RuntimeError, match=r"3 training steps in a row up to step 5.*"
+                                           r"lower learning rate"):
+        fit(module, 10, guard)
+    assert all(torch.isfinite(p).all() for p in module.parameters())
