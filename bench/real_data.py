@@ -28,8 +28,10 @@ SETUPS = {  # name -> (experiment, dataset file, overrides that shrink it for 2 
     "glow_cifar10 (reduced width)": ("glow_cifar10", "cifar10-10k.npz",
                                      ["model.steps=8", "model.hidden_channels=128",
                                       "optim.warmup_steps=50"]),
-    "realnvp_cifar10": ("realnvp_cifar10", "cifar10-10k.npz", ["optim.warmup_steps=50"]),
-    "nice_mnist": ("nice_mnist", "mnist.npz", ["data.image_size=32", "optim.warmup_steps=50"]),
+    "realnvp_cifar10 (reduced depth)": ("realnvp_cifar10", "cifar10-10k.npz",
+                                        ["model.res_blocks=2", "model.hidden_channels=32",
+                                         "optim.warmup_steps=50"]),
+    "nice_mnist": ("nice_mnist", "mnist.npz", ["data.image_size=28"]),
 }
 
 

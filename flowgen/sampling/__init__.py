@@ -1,4 +1,5 @@
-"""Sampling from trained checkpoints: temperature grids and latent interpolations."""
+"""Sampling from trained checkpoints: temperature grids, latent interpolations, reconstructions,
+attribute edits and bits/dim evaluation."""
 
 from flowgen.sampling.grid import sample_images
 from flowgen.sampling.interpolate import interpolation_frames

@@ -60,8 +60,8 @@ def interpolate_latents(za: Sequence[Tensor], zb: Sequence[Tensor], steps: int,
     return frames
 
 
-def load_val_images(data_cfg, indices: Sequence[int], in_shape: Sequence[int]) -> Tensor:
-    """uint8 ``[len(indices), C, H, W]`` from the validation split of the ``data`` config."""
+def load_val_set(data_cfg):
+    """The validation split (a dataset of ``(uint8 [C, H, W], label)``) of the ``data`` config."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -73,17 +73,29 @@ def load_val_images(data_cfg, indices: Sequence[int], in_shape: Sequence[int]) -
                          f"{str(cause).splitlines()[0]}") from err
     datamodule.prepare_data()
     datamodule.setup("validate")
-    val = datamodule.val_set
+    return datamodule.val_set
+
+
+def check_data_shape(val_set, in_shape: Sequence[int]) -> None:
+    """A clear error unless the data's images have the model's ``[C, H, W]``."""
+    shape = tuple(torch.as_tensor(val_set[0][0]).shape)
+    if shape != tuple(in_shape):
+        raise ValueError(f"the data's images are {list(shape)} but the model was "
+                         f"trained on {list(in_shape)}: pass the data config it was trained with")
+
+
+def load_val_images(data_cfg, indices: Sequence[int], in_shape: Sequence[int],
+                    val_set=None) -> Tensor:
+    """uint8 ``[len(indices), C, H, W]`` from the validation split of the ``data`` config (or
+    from ``val_set``, that split already loaded)."""
+    val = load_val_set(data_cfg) if val_set is None else val_set
     size = len(val)
     bad = [i for i in indices if not 0 <= i < size]
     if bad:
         raise ValueError(f"indices {list(indices)} out of range: the validation split has {size} "
                          f"images (indices 0..{size - 1})")
-    pixels = torch.stack([torch.as_tensor(val[i][0]) for i in indices])
-    if tuple(pixels.shape[1:]) != tuple(in_shape):
-        raise ValueError(f"the data's images are {list(pixels.shape[1:])} but the model was "
-                         f"trained on {list(in_shape)}: pass the data config it was trained with")
-    return pixels
+    check_data_shape(val, in_shape)
+    return torch.stack([torch.as_tensor(val[i][0]) for i in indices])
 
 
 def endpoint_latents(model: MultiScaleFlow, endpoints: str, *, temperature: float = 1.0,

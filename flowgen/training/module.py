@@ -23,11 +23,19 @@ class FlowModule(L.LightningModule):
     A class-conditional model (``model.num_classes > 0``) gets the labels as ``cond``; with
     ``classifier_weight > 0`` its class head adds ``classifier_weight * cross-entropy`` to the
     loss (the Glow paper's generative + discriminative objective).
+
+    ``val_noise_seed``: ``None`` (default) dequantises validation batches with fresh noise like
+    training batches. An int makes validation deterministic: every validation image gets the same
+    noise pattern ``u [C, H, W]``, drawn once from this seed. Each image's bpd is still a one-draw
+    estimate of its bound (``u`` is uniform), so the mean stays unbiased; and ``val/bpd`` no
+    longer depends on the run, the batch size or how a ``DistributedSampler`` split the images, so
+    a DDP run's value equals the single-process one and checkpoints compare without noise.
     """
 
     def __init__(self, model: MultiScaleFlow,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 n_bits: int = 8, warmup_steps: int = 0, classifier_weight: float = 0.0):
+                 n_bits: int = 8, warmup_steps: int = 0, classifier_weight: float = 0.0,
+                 val_noise_seed: int | None = None):
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer or torch.optim.Adam
@@ -35,6 +43,8 @@ class FlowModule(L.LightningModule):
         self.warmup_steps = warmup_steps
         self.conditional = getattr(model, "num_classes", 0) > 0
         self.classifier_weight = classifier_weight if self.conditional else 0.0
+        self.val_noise_seed = val_noise_seed
+        self._val_noise: Tensor | None = None
 
     def bpd(self, pixels: Tensor, labels: Tensor | None = None,
             generator: torch.Generator | None = None) -> Tensor:
@@ -42,9 +52,14 @@ class FlowModule(L.LightningModule):
         return self._bpd_and_logits(pixels, labels, generator)[0]
 
     def _bpd_and_logits(self, pixels: Tensor, labels: Tensor | None,
-                        generator: torch.Generator | None = None
+                        generator: torch.Generator | None = None, fixed_noise: bool = False
                         ) -> tuple[Tensor, Tensor | None]:
-        x = preprocess(pixels, self.n_bits, generator=generator)
+        if fixed_noise and self.val_noise_seed is not None:
+            # Bin centre (q + 0.5) / 2^n - 0.5, moved by the fixed (u - 0.5) / 2^n.
+            x = preprocess(pixels, self.n_bits, noise=False)
+            x = x + (self.fixed_val_noise(x) - 0.5) / 2**self.n_bits
+        else:
+            x = preprocess(pixels, self.n_bits, generator=generator)
         cond = labels if self.conditional else None
         if self.classifier_weight > 0:
             zs, logdet, top = self.model.forward_features(x, cond)
@@ -53,9 +68,19 @@ class FlowModule(L.LightningModule):
             log_p, logits = self.model.log_prob(x, cond), None
         return bits_per_dim(log_p, self.model.num_dims, self.n_bits), logits
 
+    def fixed_val_noise(self, x: Tensor) -> Tensor:
+        """The ``val_noise_seed`` noise ``[C, H, W]`` for batches like ``x``: drawn on the CPU, so
+        every rank and device gets the same values."""
+        noise = self._val_noise
+        if noise is None or noise.shape != x.shape[1:] or noise.device != x.device:
+            generator = torch.Generator().manual_seed(self.val_noise_seed)
+            noise = torch.rand(x.shape[1:], generator=generator, dtype=x.dtype).to(x.device)
+            self._val_noise = noise
+        return noise
+
     def _step(self, batch, stage: str) -> Tensor:
         pixels, labels = batch[0], batch[1]
-        bpd, logits = self._bpd_and_logits(pixels, labels)
+        bpd, logits = self._bpd_and_logits(pixels, labels, fixed_noise=stage != "train")
         n = bpd.shape[0]
         # batch_size weights the epoch mean, so uneven last batches average exactly.
         self.log(f"{stage}/bpd", bpd.mean(), prog_bar=True, sync_dist=stage != "train",

@@ -21,7 +21,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
                         image_size=datamodule.image_size)
     module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), n_bits=cfg.n_bits,
                         warmup_steps=cfg.optim.warmup_steps,
-                        classifier_weight=cfg.get("classifier_weight", 0.0))
+                        classifier_weight=cfg.get("classifier_weight", 0.0),
+                        val_noise_seed=cfg.get("val_noise_seed"))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -42,8 +43,17 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     log.info("%s with %.2fM parameters on %s images %sx%s, batch %s per device",
              type(module.model).__name__, n_params / 1e6, datamodule.channels,
              datamodule.image_size, datamodule.image_size, datamodule.batch_size)
+    # Under DDP every process loads its own batches: the optimiser step averages the gradients
+    # of all of them, so the global batch is what the learning rate should be judged against.
+    accumulate = trainer.accumulate_grad_batches
+    log.info("batch %d per device x %d devices x %d nodes%s = global batch %d",
+             datamodule.batch_size, trainer.num_devices, trainer.num_nodes,
+             f" x {accumulate} accumulated" if accumulate > 1 else "",
+             datamodule.batch_size * trainer.num_devices * trainer.num_nodes * accumulate)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        # weights_only: resuming from a checkpoint someone else made must not run its code
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
+                    weights_only=True)
     finally:
         # Jobs of a -m sweep share this process: close the W&B run or the next job logs into it.
         if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
