@@ -39,7 +39,7 @@ def test_training_logs_bpd_and_writes_checkpoints_and_samples(trained):
     assert (tmp / "ckpt" / "last.ckpt").is_file()
     assert metrics["best_checkpoint"].startswith(str(tmp / "ckpt" / "best-step"))
     assert sorted(p.name for p in (tmp / "out" / "samples").iterdir()) == \
-        ["step0000002.png", "step0000004.png"]
+        ["interp-step0000002.png", "interp-step0000004.png", "step0000002.png", "step0000004.png"]
     assert (tmp / "out" / "csv").is_dir()
 
 
@@ -117,3 +117,4 @@ def test_wandb_logs_offline_with_sample_images(tmp_path, monkeypatch):
     runs = list((tmp_path / "out" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].rglob("samples_*.png")), "the sample grid was not logged to W&B"
+    assert list(runs[0].rglob("interpolation_*.png")), "the interpolation was not logged to W&B"
