@@ -13,11 +13,10 @@ Pictures and settings.json go to ``out=...`` or ``outputs/<run>/<mode>-<time>/``
 in ``configs/sample.yaml``, examples in ``docs/README.md``.
 """
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
+from flowgen.cli import exit_with_error
 from flowgen.config import CONFIG_DIR  # also registers the ${project_root:} resolver
 from flowgen.sampling import USER_ERRORS, run
 
@@ -27,9 +26,7 @@ def main(cfg: DictConfig) -> None:
     try:
         written = run(cfg)
     except USER_ERRORS as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(err)
     for path in written:
         print(f"wrote {path}")
 

@@ -3,13 +3,20 @@
 import hydra
 from omegaconf import DictConfig
 
+from flowgen.cli import exit_with_error, user_error
 from flowgen.config import CONFIG_DIR
 from flowgen.training import train
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except Exception as err:
+        cause = user_error(err)
+        if cause is None:
+            raise  # a bug, not a bad input: keep the traceback
+        exit_with_error(cause)
     print(f"finished after {metrics['step']} steps: " + ", ".join(
         f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("bpd")))
     for key in ("last_checkpoint", "best_checkpoint"):

@@ -1,0 +1,194 @@
+"""Every bad input through the real ``train.py``/``sample.py``: one ``error:`` line on stderr, a
+non-zero exit and nothing that was there before changed (one process per row, all at once)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from flowgen.models import Glow, model_metadata
+from tests.conftest import ROOT
+
+TINY = ["model.steps=1", "model.hidden_channels=4", "trainer.max_steps=1",
+        "trainer.accelerator=cpu", "logger=csv", "data.batch_size=4", "data.num_workers=0"]
+
+
+def _npz(path: Path, size: int, channels: int = 1, n: int = 8) -> Path:
+    shape = (n, size, size) if channels == 1 else (n, size, size, channels)
+    x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    np.savez(path, x_train=x, x_test=x[:4])
+    return path
+
+
+def _glow_ckpt(path: Path, image_size: int = 16, weights_from: Glow | None = None) -> Path:
+    """A flowgen checkpoint of a tiny 1-channel Glow (``weights_from``: another model's weights
+    under this one's record, i.e. a checkpoint of another architecture)."""
+    model = Glow(in_channels=1, image_size=image_size, levels=2, steps=1, hidden_channels=4)
+    weights = (weights_from or model).state_dict()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in weights.items()},
+                "flowgen": model_metadata(model, n_bits=8)}, path)
+    return path
+
+
+def _cases(tmp: Path) -> dict[str, tuple[str, list[str], int, str]]:
+    """name -> (script, overrides, exit code, what the last stderr line contains)."""
+    data = tmp / "data"
+    data.mkdir()
+    npz28 = _npz(data / "x28.npz", 28)
+    npz16_rgb = _npz(data / "rgb16.npz", 16, channels=3)
+    npz32 = _npz(data / "x32.npz", 32)
+    images = data / "images"
+    images.mkdir()
+    for i in range(4):
+        Image.new("L", (16, 16), 40 * i).save(images / f"ok{i}.png")
+    corrupt = images / "broken.png"
+    corrupt.write_bytes((images / "ok1.png").read_bytes()[:40])  # a truncated PNG
+    empty = data / "empty"
+    empty.mkdir()
+    big_png = data / "big.png"
+    Image.new("L", (32, 32), 128).save(big_png)
+
+    ckpt = _glow_ckpt(data / "glow16.ckpt")
+    wider = Glow(in_channels=1, image_size=16, levels=2, steps=1, hidden_channels=8)
+    other_arch = _glow_ckpt(data / "other_arch.ckpt", weights_from=wider)
+    junk = data / "junk.ckpt"
+    junk.write_bytes(bytes(range(256)) * 8)
+    not_flowgen = data / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, not_flowgen)
+    a_file = data / "a_file"
+    a_file.write_text("not a folder")
+
+    npz_data = lambda path: ["data=npz", f"data.path={path}"]  # noqa: E731
+    return {
+        # train.py
+        "train_size_not_divisible": ("train.py", [*npz_data(npz28), "model.levels=3"], 2,
+                                     "image size 28 is not divisible by 2**levels = 8"),
+        "train_channels": ("train.py", [*npz_data(npz16_rgb), "+data.channels=1"], 2,
+                           "holds 3-channel images but channels=1 was requested"),
+        "train_corrupt_image": ("train.py", ["data=imagefolder", f"data.root={images}",
+                                             "data.image_size=16", "data.channels=1",
+                                             "data.val_fraction=0.5", "model.levels=2"], 2,
+                                f"cannot read image {corrupt}"),
+        "train_empty_folder": ("train.py", ["data=imagefolder", f"data.root={empty}"], 2,
+                               f"no images (.jpg .jpeg .png .bmp .webp) found in {empty}"),
+        "train_missing_folder": ("train.py", ["data=imagefolder", f"data.root={tmp / 'nope'}"], 2,
+                                 f"image folder {tmp / 'nope'} does not exist"),
+        "train_missing_npz": ("train.py", npz_data(tmp / "nope.npz"), 2,
+                              f"dataset file not found: {tmp / 'nope.npz'}"),
+        "train_unknown_option": ("train.py", ["no_such_option=1"], 1,
+                                 "Could not override 'no_such_option'"),
+        # sample.py
+        "sample_missing_ckpt": ("sample.py", [f"ckpt={tmp / 'nope.ckpt'}"], 2,
+                                f"checkpoint not found: {tmp / 'nope.ckpt'}"),
+        "sample_not_a_checkpoint": ("sample.py", [f"ckpt={junk}"], 2,
+                                    f"{junk} is not a readable flowgen checkpoint"),
+        "sample_not_flowgen": ("sample.py", [f"ckpt={not_flowgen}"], 2,
+                               f"{not_flowgen} is not a flowgen checkpoint (no 'flowgen' record)"),
+        "sample_other_architecture": ("sample.py", [f"ckpt={other_arch}"], 2,
+                                      "weights do not fit the recorded architecture glow"),
+        "sample_channels": ("sample.py", [f"ckpt={ckpt}", "mode=reconstruct", "indices=[0]",
+                                          *npz_data(npz16_rgb)], 2,
+                            "the data's images are [3, 16, 16] but the model was trained on "
+                            "[1, 16, 16]"),
+        "sample_interpolate_other_size": ("sample.py", [f"ckpt={ckpt}", "mode=interpolate",
+                                                        "endpoints=data", *npz_data(npz32)], 2,
+                                          "the data's images are [1, 32, 32] but the model was "
+                                          "trained on [1, 16, 16]"),
+        "sample_reconstruct_other_size": ("sample.py", [f"ckpt={ckpt}", "mode=reconstruct",
+                                                        f"images=[{big_png}]"], 2,
+                                          f"{big_png} is 32x32 but the model takes 16x16 images"),
+        "sample_temperature_negative": ("sample.py", [f"ckpt={ckpt}", "temperature=-1"], 2,
+                                        "temperature must be a finite number >= 0 (typically "
+                                        "0.5-1.0), got -1"),
+        "sample_temperature_not_number": ("sample.py", [f"ckpt={ckpt}", "temperature=warm"], 2,
+                                          "temperature must be a finite number >= 0 (typically "
+                                          "0.5-1.0), got 'warm'"),
+        "sample_n_zero": ("sample.py", [f"ckpt={ckpt}", "n=0"], 2,
+                          "number of samples must be a positive integer, got 0"),
+        "sample_n_negative": ("sample.py", [f"ckpt={ckpt}", "n=-3"], 2,
+                              "number of samples must be a positive integer, got -3"),
+        "sample_out_not_writable": ("sample.py", [f"ckpt={ckpt}", f"out={a_file / 'sub'}"], 2,
+                                    f"cannot create the output folder {a_file / 'sub'}"),
+        "sample_unknown_option": ("sample.py", [f"ckpt={ckpt}", "no_such_option=1"], 1,
+                                  "Could not override 'no_such_option'"),
+    }
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """name -> (case, returncode, stderr, files before, files after), all processes at once.
+
+    Every run gets its own folder holding an earlier run's checkpoint and samples (``ckpt/`` is
+    its checkpoint dir, ``out/`` sample.py's ``out`` unless the row sets one), and runs in an
+    empty working directory ``cwd/``: after the run, that folder must be byte for byte as it
+    was, and the shared inputs under ``data/`` too."""
+    tmp = tmp_path_factory.mktemp("bad_inputs")
+    cases = _cases(tmp)
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+           "PYTHONWARNINGS": "ignore"}
+    procs, before = {}, {}
+    for name, (script, args, _, _) in cases.items():
+        folder = tmp / name
+        for sub in ("ckpt", "out", "cwd"):
+            (folder / sub).mkdir(parents=True)
+        (folder / "ckpt" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
+        (folder / "out" / "grid-T0.70.png").write_bytes(b"an earlier sample")
+        if script == "train.py":
+            args = [*TINY, *args, f"hydra.run.dir={folder / 'run'}",
+                    f"paths.checkpoint_dir={folder / 'ckpt'}"]
+        else:
+            args = ["device=cpu", f"out={folder / 'out'}", *args]  # a row's out= wins
+        before[name] = _snapshot(folder)
+        procs[name] = subprocess.Popen([sys.executable, str(ROOT / script), *args],
+                                       cwd=folder / "cwd", env=env, text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    data_before = _snapshot(tmp / "data")
+    results = {}
+    for name, proc in procs.items():
+        _, stderr = proc.communicate(timeout=300)
+        results[name] = (cases[name], proc.returncode, stderr, before[name],
+                         _snapshot(tmp / name))
+    assert _snapshot(tmp / "data") == data_before
+    return results
+
+
+ROWS = [
+    "train_size_not_divisible", "train_channels", "train_corrupt_image", "train_empty_folder",
+    "train_missing_folder", "train_missing_npz", "train_unknown_option",
+    "sample_missing_ckpt", "sample_not_a_checkpoint", "sample_not_flowgen",
+    "sample_other_architecture", "sample_channels", "sample_interpolate_other_size",
+    "sample_reconstruct_other_size", "sample_temperature_negative",
+    "sample_temperature_not_number", "sample_n_zero", "sample_n_negative",
+    "sample_out_not_writable", "sample_unknown_option"]
+
+
+def test_every_row_is_tested(runs):
+    assert sorted(runs) == sorted(ROWS)
+
+
+@pytest.mark.parametrize("name", ROWS)
+def test_bad_input_one_line_error_nonzero_exit_nothing_lost(runs, name):
+    (script, _, code, message), returncode, stderr, before, after = runs[name]
+    assert returncode == code, (name, stderr)
+    lines = stderr.strip().splitlines()
+    assert "Traceback" not in stderr, (name, stderr)
+    if code == 2:  # ours: the last line is the one error line
+        assert lines[-1].startswith("error: ") and message in lines[-1], (name, stderr)
+        if script == "sample.py":
+            assert lines == [lines[-1]], (name, stderr)  # sample.py says nothing else
+    else:  # Hydra's own message for an unknown key, before anything runs
+        assert message in stderr, (name, stderr)
+    # nothing pre-existing changed; a failing run adds nothing but Hydra's run folder (train.py)
+    assert {k: v for k, v in after.items() if not k.startswith("run/")} == before, name
