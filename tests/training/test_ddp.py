@@ -204,10 +204,11 @@ def test_only_rank_zero_writes_sample_grids_and_checkpoints(ddp_run):
     assert writes == ["writes_rank0.txt"], writes
     lines = (tmp / "probe" / "writes_rank0.txt").read_text().split()
     n_val = STEPS // 2
-    assert lines.count("save_image") == n_val
+    assert lines.count("save_image") == 2 * n_val  # a sample grid and an interpolation strip
     assert lines.count("save_checkpoint") >= n_val  # best and last at each validation
-    assert sorted(p.name for p in (tmp / "out" / "samples").iterdir()) == \
+    assert sorted(p.name for p in (tmp / "out" / "samples").iterdir()) == sorted(
         [f"step{s:07d}.png" for s in range(2, STEPS + 1, 2)]
+        + [f"interp-step{s:07d}.png" for s in range(2, STEPS + 1, 2)])
     assert (tmp / "ckpt" / "last.ckpt").is_file()
 
 
