@@ -50,3 +50,21 @@ def compose_train(overrides: list[str], tmp_path: Path, shrink_model: bool = Tru
             f"paths.output_dir={tmp_path / 'out'}", f"paths.checkpoint_dir={tmp_path / 'ckpt'}"]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=tiny + overrides)
+
+
+def trained_like(model_cls, config: dict, scale: float = 0.1):
+    """A float64 model in a generic state: one training-mode forward on random images (ActNorm's
+    and batch norm's data-dependent state), then every parameter perturbed; ``(model in eval
+    mode, those images)``."""
+    model = model_cls(**config).double()
+    x = torch.rand(3, config["in_channels"], config["image_size"], config["image_size"],
+                   dtype=torch.float64) - 0.5
+    model.train()
+    model(x)
+    perturb_(model, scale)
+    return model.eval(), x
+
+
+def flat(zs: list[torch.Tensor]) -> torch.Tensor:
+    """Latents per level -> one ``[B, D]`` tensor."""
+    return torch.cat([z.flatten(1) for z in zs], 1)

@@ -10,7 +10,7 @@ import torch
 from flowgen.data import bits_per_dim, preprocess
 from flowgen.flows import ActNorm, InvertibleConv1x1, LearnedPrior, Split
 from flowgen.models import Glow
-from tests.conftest import brute_force_logabsdet, perturb_
+from tests.conftest import brute_force_logabsdet, flat, perturb_, trained_like
 
 CONFIGS = {
     "4x4-grey": dict(in_channels=1, image_size=4, levels=2, steps=2, hidden_channels=8),
@@ -21,23 +21,11 @@ CONFIGS = {
 }
 
 
-def trained_like(config: dict) -> tuple[Glow, torch.Tensor]:
-    model = Glow(**config).double()
-    x = torch.rand(3, config["in_channels"], config["image_size"], config["image_size"],
-                   dtype=torch.float64) - 0.5
-    model.train()
-    model(x)  # ActNorm data-dependent init
-    perturb_(model, 0.1)
-    return model.eval(), x
-
-
-def flat(zs: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([z.flatten(1) for z in zs], 1)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_glow_round_trip(name):
-    model, x = trained_like(CONFIGS[name])
+    model, x = trained_like(Glow, CONFIGS[name])
     zs, logdet = model(x)
     assert [tuple(z.shape[1:]) for z in zs] == model.latent_shapes
     assert flat(zs).shape[1] == model.num_dims
@@ -48,7 +36,7 @@ def test_glow_round_trip(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_glow_logdet_matches_brute_force_jacobian(name):
-    model, x = trained_like(CONFIGS[name])
+    model, x = trained_like(Glow, CONFIGS[name])
     _, logdet = model(x[:2])
     expected = brute_force_logabsdet(lambda v: flat(model(v)[0]), x[:2])
     torch.testing.assert_close(logdet, expected, rtol=0, atol=1e-8)
@@ -159,7 +147,7 @@ OPTIONS = {
 def test_glow_options_are_exact(name):
     config = dict(in_channels=2, image_size=8, levels=2, steps=2, hidden_channels=8,
                   **OPTIONS[name])
-    model, x = trained_like(config)
+    model, x = trained_like(Glow, config)
     cond = torch.tensor([0, 2, 1]) if config.get("num_classes") else None
     zs, logdet = model(x, cond)
     x_back, logdet_inv = model.inverse(zs, cond)
@@ -175,8 +163,8 @@ def test_glow_options_are_exact(name):
 
 
 def test_class_conditional_prior_depends_on_the_label_and_has_a_head():
-    model, x = trained_like(dict(in_channels=1, image_size=8, levels=2, steps=1,
-                                 hidden_channels=8, num_classes=4))
+    model, x = trained_like(Glow, dict(in_channels=1, image_size=8, levels=2, steps=1,
+                                       hidden_channels=8, num_classes=4))
     a = model.log_prob(x, torch.tensor([0, 0, 0]))
     b = model.log_prob(x, torch.tensor([3, 3, 3]))
     assert not torch.allclose(a, b)

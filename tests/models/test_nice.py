@@ -11,7 +11,7 @@ from flowgen.data import bits_per_dim, preprocess
 from flowgen.flows import AdditiveMLPCoupling, DiagonalScaling
 from flowgen.models import MODELS, load_model, model_metadata
 from flowgen.models.nice import NICE
-from tests.conftest import brute_force_logabsdet, perturb_
+from tests.conftest import brute_force_logabsdet, perturb_, trained_like
 
 CONFIGS = {
     "4x4-grey-logistic": dict(in_channels=1, image_size=4, couplings=4, hidden_features=16,
@@ -23,13 +23,6 @@ CONFIGS = {
 }
 
 
-def trained_like(config: dict) -> tuple[NICE, torch.Tensor]:
-    model = NICE(**config).double()
-    x = torch.rand(3, config["in_channels"], config["image_size"], config["image_size"],
-                   dtype=torch.float64) - 0.5
-    perturb_(model, 0.1)
-    return model.eval(), x
-
 
 def logistic(z: torch.Tensor) -> torch.Tensor:
     """Standard logistic log-density summed per sample: ``log(e^-z / (1 + e^-z)^2)``."""
@@ -38,7 +31,7 @@ def logistic(z: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_nice_round_trip(name):
-    model, x = trained_like(CONFIGS[name])
+    model, x = trained_like(NICE, CONFIGS[name])
     zs, logdet = model(x)
     assert len(zs) == 1 and model.latent_shapes == [tuple(x.shape[1:])] == [zs[0].shape[1:]]
     x_back, logdet_inv = model.inverse(zs)
@@ -48,7 +41,7 @@ def test_nice_round_trip(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_nice_logdet_and_log_prob_match_brute_force(name):
-    model, x = trained_like(CONFIGS[name])
+    model, x = trained_like(NICE, CONFIGS[name])
     zs, logdet = model(x[:2])
     expected = brute_force_logabsdet(lambda v: model(v)[0][0], x[:2])
     torch.testing.assert_close(logdet, expected, rtol=0, atol=1e-8)

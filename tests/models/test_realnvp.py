@@ -20,7 +20,7 @@ from flowgen.flows import (
 )
 from flowgen.models import MODELS, load_model, model_metadata
 from flowgen.models.realnvp import RealNVP
-from tests.conftest import brute_force_logabsdet, perturb_
+from tests.conftest import brute_force_logabsdet, flat, perturb_, trained_like
 
 CONFIGS = {
     "4x4-grey": dict(in_channels=1, image_size=4, levels=2, hidden_channels=8, res_blocks=1),
@@ -31,23 +31,11 @@ CONFIGS = {
 }
 
 
-def trained_like(config: dict) -> tuple[RealNVP, torch.Tensor]:
-    model = RealNVP(**config).double()
-    x = torch.rand(3, config["in_channels"], config["image_size"], config["image_size"],
-                   dtype=torch.float64) - 0.5
-    model.train()
-    model(x)  # batch-norm running statistics / ActNorm data-dependent init
-    perturb_(model, 0.1)
-    return model.eval(), x
-
-
-def flat(zs: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([z.flatten(1) for z in zs], 1)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_realnvp_round_trip(name):
-    model, x = trained_like(CONFIGS[name])
+    model, x = trained_like(RealNVP, CONFIGS[name])
     zs, logdet = model(x)
     assert [tuple(z.shape[1:]) for z in zs] == model.latent_shapes
     assert flat(zs).shape[1] == model.num_dims
@@ -58,7 +46,7 @@ def test_realnvp_round_trip(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_realnvp_logdet_and_log_prob_match_brute_force(name):
-    model, x = trained_like(CONFIGS[name])
+    model, x = trained_like(RealNVP, CONFIGS[name])
     zs, logdet = model(x[:2])
     expected = brute_force_logabsdet(lambda v: flat(model(v)[0]), x[:2])
     torch.testing.assert_close(logdet, expected, rtol=0, atol=1e-8)
@@ -143,8 +131,8 @@ def test_realnvp_sampling():
 
 @pytest.mark.parametrize("norm", ["batchnorm", "actnorm"])
 def test_realnvp_checkpoint_rebuild(tmp_path, norm):
-    model, x = trained_like(dict(in_channels=1, image_size=8, levels=2, hidden_channels=8,
-                                 res_blocks=1, norm=norm))
+    model, x = trained_like(RealNVP, dict(in_channels=1, image_size=8, levels=2,
+                                          hidden_channels=8, res_blocks=1, norm=norm))
     model = model.float()
     x = x.float()
     assert MODELS["realnvp"] is RealNVP
