@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from flowgen.flows import (
@@ -93,10 +92,3 @@ class Glow(MultiScaleFlow):
         if self.classifier is None:
             raise ValueError("this Glow has no class head: build it with num_classes > 0")
         return self.classifier(top.mean((2, 3)))
-
-    @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, cond: Tensor | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        if cond is not None and cond.shape != (n,):
-            raise ValueError(f"cond must hold one label per sample, shape ({n},)")
-        return super().sample(n, temperature, cond, generator)

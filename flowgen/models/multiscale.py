@@ -149,6 +149,8 @@ class MultiScaleFlow(nn.Module):
     def sample(self, n: int, temperature: float = 1.0, cond: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
         """``n`` images ``[n, C, H, W]`` in model space (about ``[-0.5, 0.5]``)."""
+        if cond is not None and cond.shape[0] != n:
+            raise ValueError(f"cond must hold one label per sample: {n}, got {cond.shape[0]}")
         return self.decode(self.sample_latents(n, temperature, generator), cond)
 
 
