@@ -1,5 +1,9 @@
 """Reconstructions and attribute edits in latent space (Kingma & Dhariwal 2018, section 6.2).
 
+The attribute is a class label (MNIST, CIFAR-10...) or one of the named binary attributes a
+dataset carries as ``attr_names`` and ``attr`` (``[N, A]`` in {0, 1}: torchvision's CelebA, read
+from ``list_attr_celeba.txt``).
+
 Images are encoded at the centre of their quantisation bins (``preprocess(..., noise=False)``),
 so the same image always gives the same latents. Class-conditional models are encoded and
 decoded unconditionally (``cond=None``): the edit direction then lives in the latent space of the
@@ -65,20 +69,53 @@ def reconstruct(model: MultiScaleFlow, pixels: Tensor, n_bits: int,
     return x, decode_batched(model, encode_batched(model, x, batch_size), batch_size)
 
 
+def attribute_names(val_set) -> list[str]:
+    """The dataset's named attributes in column order (``[]``: class labels only). Empty names
+    (a trailing space in the header line) are kept so that positions stay column numbers."""
+    return [str(name) for name in getattr(val_set, "attr_names", None) or []]
+
+
+def attribute_column(val_set, attribute: int | str) -> int | None:
+    """The ``attr`` column of a named attribute, ``None`` for a class label; a clear error
+    when the kind does not fit the data or the name is unknown."""
+    names = attribute_names(val_set)
+    valid = ", ".join(name for name in names if name)
+    if isinstance(attribute, str):
+        if not names:
+            raise ValueError(f"attribute={attribute} is a name, but this data has class labels "
+                             f"only (named attributes come with data=celeba): give a class "
+                             f"label, e.g. attribute=3")
+        if attribute not in names or not attribute:
+            raise ValueError(f"unknown attribute {attribute!r}: this data's attributes are "
+                             f"{valid}")
+        return names.index(attribute)
+    if names:
+        raise ValueError(f"attribute={attribute} is a class label, but this data's images carry "
+                         f"named attributes instead: give one of {valid}")
+    return None
+
+
 @torch.no_grad()
-def attribute_direction(model: MultiScaleFlow, val_set, attribute: int, n_bits: int,
+def attribute_direction(model: MultiScaleFlow, val_set, attribute: int | str, n_bits: int,
                         max_images: int = 1000, batch_size: int = 64,
                         progress: bool = False) -> tuple[list[Tensor], int, int]:
-    """Per level, mean latent of the images labelled ``attribute`` minus the mean latent of the
-    others, over the first ``max_images`` images of ``val_set``; and how many were in each
-    group. Each direction has its level's latent shape."""
+    """Per level, mean latent of the images with ``attribute`` (a class label: labelled so; a
+    name: that ``attr`` column is 1) minus the mean latent of the others, over the first
+    ``max_images`` images of ``val_set``; and how many were in each group. Each direction has
+    its level's latent shape."""
+    column = attribute_column(val_set, attribute)
     n = min(max_images, len(val_set))
     loader = DataLoader(Subset(val_set, range(n)), batch_size=batch_size, shuffle=False)
     sums: list[list[Tensor]] | None = None  # [with, without] per level, float64
     counts = [0, 0]
+    start = 0  # the loader keeps the dataset's order: its batches are consecutive rows of attr
     for pixels, labels in (loader if not progress else _bar(loader, "direction")):
         zs = encode_batched(model, preprocess(pixels, n_bits, noise=False), batch_size)
-        has = torch.as_tensor(labels).reshape(-1) == attribute
+        if column is None:
+            has = torch.as_tensor(labels).reshape(-1) == attribute
+        else:
+            has = torch.as_tensor(val_set.attr[start:start + len(pixels), column]).bool()
+        start += len(pixels)
         if sums is None:
             sums = [[z.new_zeros(z.shape[1:], dtype=torch.float64) for _ in range(2)] for z in zs]
         for level, z in zip(sums, zs, strict=True):
@@ -88,8 +125,9 @@ def attribute_direction(model: MultiScaleFlow, val_set, attribute: int, n_bits: 
         counts[1] += int((~has).sum())
     if not counts[0] or not counts[1]:
         which = "has" if not counts[0] else "lacks"
-        raise ValueError(f"none of the first {n} validation images {which} label {attribute} "
-                         f"(attribute={attribute}): pick a label the data uses, or raise "
+        what = "label" if column is None else "attribute"
+        raise ValueError(f"none of the first {n} validation images {which} {what} {attribute} "
+                         f"(attribute={attribute}): pick a {what} the data uses, or raise "
                          f"max_images")
     direction = [(w / counts[0] - wo / counts[1]).float() for w, wo in sums]
     return direction, counts[0], counts[1]

@@ -1,4 +1,5 @@
-"""Latent interpolations between two random latents or two encoded images."""
+"""Latent interpolations along a path through two or more endpoints (random latents or encoded
+images), and rows of such paths (a grid of pairs)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision.utils import save_image
+from torchvision.utils import make_grid, save_image
 
 from flowgen.data import preprocess
 from flowgen.models import MultiScaleFlow
+from flowgen.sampling.edit import encode_batched
 from flowgen.sampling.grid import decode_batched, draw_noise
 
 #: ``sin(angle)`` below which two latents count as (anti)parallel and slerp falls back to linear.
@@ -44,20 +46,40 @@ def interpolation_weights(a: Tensor, b: Tensor, t: Tensor, method: str) -> tuple
     return wa, wb
 
 
+def path_length(n_endpoints: int, steps: int) -> int:
+    """Frames of a path through ``n_endpoints`` with ``steps`` frames per segment (both ends
+    included, neighbouring segments sharing their endpoint): endpoint ``k`` is frame
+    ``k * (steps - 1)``."""
+    return (n_endpoints - 1) * (steps - 1) + 1
+
+
+def interpolate_path(zs: Sequence[Tensor], steps: int, method: str = "slerp") -> list[Tensor]:
+    """Per level, the path through the endpoints ``zs`` (one ``[N, *shape]`` latent per level,
+    ``N >= 2``) in order: ``[path_length(N, steps), *shape]`` per level. Every segment and
+    every level is interpolated on its own; the endpoints are frames, exactly."""
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2 (both endpoints are frames), got {steps}")
+    if zs[0].shape[0] < 2:
+        raise ValueError(f"a path needs at least 2 endpoints, got {zs[0].shape[0]}")
+    t = torch.arange(steps, dtype=torch.float64) / (steps - 1)  # exactly 0 and 1 at the ends
+    frames = []
+    for z in zs:
+        a, b = z[:-1].double(), z[1:].double()  # the N - 1 segments, all at once
+        wa, wb = interpolation_weights(a, b, t, method)  # [steps, N - 1]
+        shape = (steps, a.shape[0]) + (1,) * (a.dim() - 1)
+        segments = wa.reshape(shape) * a + wb.reshape(shape) * b  # [steps, N - 1, *shape]
+        # each segment's last frame is the next one's first: keep it once, segment-major
+        body = segments[:-1].transpose(0, 1).reshape(-1, *z.shape[1:])
+        frames.append(torch.cat([body, z[-1:].double()]).to(z.dtype))
+    return frames
+
+
 def interpolate_latents(za: Sequence[Tensor], zb: Sequence[Tensor], steps: int,
                         method: str = "slerp") -> list[Tensor]:
     """Per level, ``steps`` frames from ``za`` to ``zb`` (each ``[1, *shape]``, one latent per
-    level) -> ``[steps, *shape]`` per level; every level is interpolated on its own."""
-    if steps < 2:
-        raise ValueError(f"steps must be >= 2 (both endpoints are frames), got {steps}")
-    t = torch.arange(steps, dtype=torch.float64) / (steps - 1)  # exactly 0 and 1 at the ends
-    frames = []
-    for a, b in zip(za, zb, strict=True):
-        wa, wb = interpolation_weights(a, b, t, method)  # [steps, 1]
-        shape = (steps,) + (1,) * (a.dim() - 1)
-        frames.append((wa.reshape(shape) * a.double() + wb.reshape(shape) * b.double())
-                      .to(a.dtype))
-    return frames
+    level) -> ``[steps, *shape]`` per level: the path through two endpoints."""
+    return interpolate_path([torch.cat([a, b]) for a, b in zip(za, zb, strict=True)], steps,
+                            method)
 
 
 def load_val_set(data_cfg):
@@ -98,21 +120,24 @@ def load_val_images(data_cfg, indices: Sequence[int], in_shape: Sequence[int],
     return torch.stack([torch.as_tensor(val[i][0]) for i in indices])
 
 
-def endpoint_latents(model: MultiScaleFlow, endpoints: str, *, temperature: float = 1.0,
-                     seed: int = 0, pixels: Tensor | None = None,
-                     n_bits: int = 8) -> tuple[list[Tensor], list[Tensor]]:
-    """The two endpoints, one ``[1, *shape]`` latent per level each: random latents at
-    ``temperature`` from ``seed``, or the encodings of ``pixels`` (uint8 ``[2, C, H, W]``)."""
-    if endpoints == "random":
-        zs = [temperature * z for z in draw_noise(model, 2, seed)]
-    elif endpoints == "data":
-        p = next(model.parameters())
-        x = preprocess(pixels, n_bits, noise=False).to(p.device, p.dtype)
-        with torch.no_grad():
-            zs = [z.cpu() for z in model.encode(x)]
-    else:
-        raise ValueError(f"endpoints must be random or data, got {endpoints!r}")
-    return [z[:1] for z in zs], [z[1:2] for z in zs]
+def random_endpoints(model: MultiScaleFlow, n: int, temperature: float = 1.0,
+                     seed: int = 0) -> list[Tensor]:
+    """``n`` random endpoints at ``temperature`` from ``seed``: ``[n, *shape]`` per level."""
+    return [temperature * z for z in draw_noise(model, n, seed)]
+
+
+def encoded_endpoints(model: MultiScaleFlow, pixels: Tensor, n_bits: int,
+                      batch_size: int = 64) -> list[Tensor]:
+    """The encodings of uint8 ``pixels`` ``[n, C, H, W]`` taken at their bins' centres (so an
+    endpoint frame decodes back to its image): ``[n, *shape]`` per level."""
+    return encode_batched(model, preprocess(pixels, n_bits, noise=False), batch_size)
+
+
+def path_frames(model: MultiScaleFlow, zs: Sequence[Tensor], steps: int,
+                method: str = "slerp", batch_size: int = 64) -> Tensor:
+    """Decoded frames of the path through the endpoints ``zs`` (``[N, *shape]`` per level),
+    ``[path_length(N, steps), C, H, W]`` in model space."""
+    return decode_batched(model, interpolate_path(zs, steps, method), batch_size)
 
 
 def interpolation_frames(model: MultiScaleFlow, za: Sequence[Tensor], zb: Sequence[Tensor],
@@ -120,6 +145,13 @@ def interpolation_frames(model: MultiScaleFlow, za: Sequence[Tensor], zb: Sequen
     """Decoded frames ``[steps, C, H, W]`` in model space, first ``decode(za)``, last
     ``decode(zb)``."""
     return decode_batched(model, interpolate_latents(za, zb, steps, method), batch_size)
+
+
+def grid_frames(rows: Tensor) -> Tensor:
+    """Paths ``[R, T, C, H, W]`` -> ``T`` pictures of the ``R`` paths in a column (``make_grid``,
+    padding 2), every row at the same frame: the frames of an animated grid."""
+    pictures = torch.stack([make_grid(rows[:, t], nrow=1) for t in range(rows.shape[1])])
+    return pictures[:, :1] if rows.shape[2] == 1 else pictures  # make_grid makes grey RGB
 
 
 def save_strip(frames: Tensor, path: Path) -> Path:

@@ -7,11 +7,17 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from flowgen.data import postprocess
 from flowgen.models import MultiScaleFlow, load_model
-from flowgen.sampling.edit import attribute_direction, load_image_files, manipulate, reconstruct
+from flowgen.sampling.edit import (
+    attribute_column,
+    attribute_direction,
+    load_image_files,
+    manipulate,
+    reconstruct,
+)
 from flowgen.sampling.evaluate import evaluate_bpd
 from flowgen.sampling.grid import (
     check_label,
@@ -22,10 +28,12 @@ from flowgen.sampling.grid import (
 )
 from flowgen.sampling.interpolate import (
     check_data_shape,
-    endpoint_latents,
-    interpolation_frames,
+    encoded_endpoints,
+    grid_frames,
     load_val_images,
     load_val_set,
+    path_frames,
+    random_endpoints,
     save_gif,
     save_strip,
 )
@@ -68,9 +76,39 @@ def _images(cfg: DictConfig, settings: Settings, model: MultiScaleFlow, val_set=
         (f"-and-{len(settings.indices) - 8}" if len(settings.indices) > 8 else "")
 
 
+def _endpoint_pixels(cfg: DictConfig, entries, model: MultiScaleFlow):
+    """uint8 ``[len(entries), C, H, W]``, in order: an int is an index of the validation
+    split, anything else an image file (the data is loaded only when an index needs it)."""
+    indices = [e for e in entries if isinstance(e, int)]
+    files = [e for e in entries if not isinstance(e, int)]
+    from_data = iter(load_val_images(cfg.data, indices, model.in_shape) if indices else [])
+    from_files = iter(load_image_files(files, model.in_shape) if files else [])
+    return torch.stack([next(from_data if isinstance(e, int) else from_files) for e in entries])
+
+
+def _interpolation_rows(cfg: DictConfig, settings: Settings, model: MultiScaleFlow,
+                        n_bits: int) -> dict[str, list[list[torch.Tensor]]]:
+    """file stem -> the endpoints of each row of that picture (``[N, *shape]`` per level)."""
+    if settings.endpoints == "random":  # one strip per temperature, the same latents scaled
+        return {f"interpolation-{temperature_tag(t)}":
+                [random_endpoints(model, settings.n_endpoints, t, settings.seed)]
+                for t in settings.temperatures}
+    if settings.endpoints == "pairs":
+        rows, per_row = len(settings.pairs), len(settings.pairs[0])
+        pixels = _endpoint_pixels(cfg, [e for row in settings.pairs for e in row], model)
+        zs = encoded_endpoints(model, pixels, n_bits, settings.batch_size)
+        return {"interpolation-pairs": [[z.reshape(rows, per_row, *z.shape[1:])[r] for z in zs]
+                                        for r in range(rows)]}
+    pixels, stem = _images(cfg, settings, model)  # data or images: one strip
+    return {f"interpolation-{stem}": [encoded_endpoints(model, pixels, n_bits,
+                                                        settings.batch_size)]}
+
+
 def _data_record(cfg: DictConfig) -> dict:
+    """The data the pictures came from: its whole config (resolved), to make them again."""
     return {"data": cfg.data.get("_target_"),
-            "data_path": cfg.data.get("path") or cfg.data.get("root")}
+            "data_path": cfg.data.get("path") or cfg.data.get("root"),
+            "data_config": OmegaConf.to_container(cfg.data, resolve=True)}
 
 
 def run(cfg: DictConfig) -> list[Path]:
@@ -95,19 +133,16 @@ def run(cfg: DictConfig) -> list[Path]:
         for stem, images in grids.items():
             pictures[stem] = ("grid", _to_pixels(images, n_bits, "images"), settings.nrow)
     elif settings.mode == "interpolate":
-        if settings.endpoints == "data":
-            pixels = load_val_images(cfg.data, settings.indices, model.in_shape)
-            runs = {"interpolation-data-{}-{}".format(*settings.indices):
-                    endpoint_latents(model, "data", pixels=pixels, n_bits=n_bits)}
+        for stem, rows in _interpolation_rows(cfg, settings, model, n_bits).items():
+            frames = torch.stack([path_frames(model, zs, settings.steps, settings.method,
+                                              settings.batch_size) for zs in rows])
+            frames = _to_pixels(frames.flatten(0, 1), n_bits, "frames").reshape(frames.shape)
+            pictures[stem] = ("interpolation", frames)  # [rows, frames, C, H, W]
+        extra.update(frames_per_row=frames.shape[1],
+                     endpoint_frames=list(range(0, frames.shape[1], settings.steps - 1)))
+        if settings.endpoints == "data" or any(isinstance(e, int) for row in settings.pairs
+                                               for e in row):
             extra.update(_data_record(cfg))
-        else:
-            runs = {f"interpolation-{temperature_tag(t)}":
-                    endpoint_latents(model, "random", temperature=t, seed=settings.seed)
-                    for t in settings.temperatures}
-        for stem, (za, zb) in runs.items():
-            frames = interpolation_frames(model, za, zb, settings.steps, settings.method,
-                                          settings.batch_size)
-            pictures[stem] = ("interpolation", _to_pixels(frames, n_bits, "frames"))
     elif settings.mode == "reconstruct":
         pixels, stem = _images(cfg, settings, model)
         x, recon = reconstruct(model, pixels, n_bits, settings.batch_size)
@@ -121,6 +156,7 @@ def run(cfg: DictConfig) -> list[Path]:
     elif settings.mode == "manipulate":
         val_set = load_val_set(cfg.data)
         check_data_shape(val_set, model.in_shape)
+        column = attribute_column(val_set, settings.attribute)  # a bad name fails before work
         pixels, stem = _images(cfg, settings, model, val_set)
         direction, n_with, n_without = attribute_direction(
             model, val_set, settings.attribute, n_bits, settings.max_images,
@@ -131,7 +167,10 @@ def run(cfg: DictConfig) -> list[Path]:
                      images_without_attribute=n_without,
                      direction_norm_per_level=[d.norm().item() for d in direction],
                      conditional_decoded_unconditionally=bool(getattr(model, "num_classes", 0)))
-        pictures[f"manipulate-attribute{settings.attribute}-{stem}"] = (
+        if column is not None:
+            extra.update(attribute_column=column)
+        name = settings.attribute if column is not None else f"attribute{settings.attribute}"
+        pictures[f"manipulate-{name}-{stem}"] = (
             "grid", _to_pixels(edits, n_bits, "edits"), len(settings.alphas))
     else:  # evaluate
         val_set = load_val_set(cfg.data)
@@ -149,10 +188,12 @@ def run(cfg: DictConfig) -> list[Path]:
     for stem, (kind, images, *nrow) in pictures.items():
         if kind == "grid":
             written.append(save_grid(images, out / f"{stem}.png", nrow[0]))
-        else:
-            written.append(save_strip(images, out / f"{stem}.png"))
-            written.append(save_gif(images, out / f"{stem}.gif", settings.frame_ms,
-                                    settings.gif_scale))
+        else:  # a strip (one row) or a grid of rows; its GIF animates every row at once
+            one_row = images.shape[0] == 1
+            written.append(save_strip(images[0], out / f"{stem}.png") if one_row else
+                           save_grid(images.flatten(0, 1), out / f"{stem}.png", images.shape[1]))
+            written.append(save_gif(images[0] if one_row else grid_frames(images),
+                                    out / f"{stem}.gif", settings.frame_ms, settings.gif_scale))
     if results is not None:
         written.append(out / "evaluation.json")
         written[-1].write_text(json.dumps(results, indent=2) + "\n")

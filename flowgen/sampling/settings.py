@@ -22,14 +22,17 @@ LAYOUTS = ("files", "rows")
 COMMON_KEYS = ("ckpt", "mode", "seed", "device", "batch_size", "out")
 MODE_KEYS = {
     "grid": ("temperatures", "n", "nrow", "label", "level_temperatures", "layout"),
-    "interpolate": ("temperatures", "endpoints", "indices", "method", "steps", "frame_ms",
-                    "gif_scale"),
+    "interpolate": ("temperatures", "endpoints", "n_endpoints", "indices", "images", "pairs",
+                    "method", "steps", "frame_ms", "gif_scale"),
     "reconstruct": ("indices", "images"),
     "manipulate": ("indices", "images", "attribute", "alphas", "max_images"),
     "evaluate": ("limit_batches",),
 }
 METHODS = ("linear", "slerp")
-ENDPOINTS = ("random", "data")
+ENDPOINTS = ("random", "data", "images", "pairs")
+#: interpolate: the settings each kind of endpoints reads (the others are left out of the record).
+ENDPOINT_KEYS = {"random": ("temperatures", "n_endpoints"), "data": ("indices",),
+                 "images": ("images",), "pairs": ("pairs",)}
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,10 @@ class Settings:
     label: int | None = None
     level_temperatures: tuple[float, ...] | None = None  # grid: one factor per level
     layout: str = "files"  # grid: files (one per temperature) | rows (one picture)
-    images: tuple[Path, ...] = ()  # reconstruct/manipulate: image files instead of indices
-    attribute: int | None = None  # manipulate: the class label that is the attribute
+    images: tuple[Path, ...] = ()  # interpolate/reconstruct/manipulate: image files
+    n_endpoints: int = 2  # interpolate endpoints=random: latents the path goes through
+    pairs: tuple[tuple[int | Path, ...], ...] = ()  # interpolate: a row per pair (index or file)
+    attribute: int | str | None = None  # manipulate: a class label or a named (CelebA) attribute
     alphas: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)  # manipulate: edit strengths
     max_images: int = 1000  # manipulate: validation images averaged for the direction
     limit_batches: int | None = None  # evaluate: only the first batches (None: the whole split)
@@ -63,7 +68,8 @@ class Settings:
         d = asdict(self)
         d.update(ckpt=str(self.ckpt), device=str(self.device), out=str(self.out),
                  temperatures=list(self.temperatures), indices=list(self.indices),
-                 images=[str(p) for p in self.images], alphas=list(self.alphas))
+                 images=[str(p) for p in self.images], alphas=list(self.alphas),
+                 pairs=[[e if isinstance(e, int) else str(e) for e in row] for row in self.pairs])
         if self.level_temperatures is not None:
             d["level_temperatures"] = list(self.level_temperatures)
         keys = set(COMMON_KEYS) | set(MODE_KEYS[self.mode])
@@ -72,7 +78,8 @@ class Settings:
         if self.level_temperatures is None:
             keys.discard("level_temperatures")
         if self.mode == "interpolate":
-            keys.discard("temperatures" if self.endpoints == "data" else "indices")
+            keys -= {k for kind, used in ENDPOINT_KEYS.items() if kind != self.endpoints
+                     for k in used}
         if self.mode in ("reconstruct", "manipulate"):
             keys.discard("indices" if self.images else "images")
         return {k: v for k, v in d.items() if k in keys}
@@ -144,13 +151,19 @@ def parse_settings(cfg: DictConfig) -> Settings:
         nrow = n  # one row per temperature
     elif nrow is None:
         nrow = math.ceil(math.sqrt(n)) if mode == "grid" else 1
-    endpoints = _choice(cfg, "endpoints", ENDPOINTS)
     indices = cfg.get("indices")
     integers = isinstance(indices, (ListConfig, list, tuple)) and all(
         isinstance(i, int) and not isinstance(i, bool) for i in indices)
-    if mode == "interpolate" and (not integers or len(indices) != 2):
-        raise ValueError(f"indices must be two integers like [0,1], got {indices!r}")
-    images = _image_paths(cfg) if mode in ("reconstruct", "manipulate") else ()
+    images = _image_paths(cfg) if mode in ("interpolate", "reconstruct", "manipulate") else ()
+    pairs = _pairs(cfg) if mode == "interpolate" else ()
+    endpoints = (_endpoints(cfg, images, pairs) if mode == "interpolate"
+                 else _choice(cfg, "endpoints", ENDPOINTS))
+    if mode == "interpolate" and endpoints == "data" and (not integers or len(indices) < 2):
+        raise ValueError(f"indices must be two or more integers like [0,1] or [0,1,2], got "
+                         f"{indices!r}")
+    if mode == "interpolate" and endpoints == "images" and len(images) < 2:
+        raise ValueError(f"images must list two or more image files to interpolate between, "
+                         f"got {[str(p) for p in images]}")
     if mode in ("reconstruct", "manipulate") and not images and (not integers or not indices):
         raise ValueError(f"indices must be a non-empty list of integers like [0,1,2] (or give "
                          f"images=[path,...]), got {indices!r}")
@@ -161,10 +174,12 @@ def parse_settings(cfg: DictConfig) -> Settings:
     if level_temperatures is not None:
         level_temperatures = _numbers(cfg, "level_temperatures", 0.0)
     attribute = cfg.get("attribute")
-    if mode == "manipulate" and (isinstance(attribute, bool) or not isinstance(attribute, int)
-                                 or attribute < 0):
+    label = isinstance(attribute, int) and not isinstance(attribute, bool) and attribute >= 0
+    name = isinstance(attribute, str) and attribute.strip() != ""
+    if mode == "manipulate" and not (label or name):
         raise ValueError(f"attribute must be a class label (an integer >= 0) whose images are "
-                         f"compared with the others', e.g. attribute=3; got {attribute!r}")
+                         f"compared with the others', e.g. attribute=3, or an attribute name "
+                         f"of the data (CelebA), e.g. attribute=Smiling; got {attribute!r}")
     limit_batches = cfg.get("limit_batches")
     if limit_batches is not None:
         limit_batches = _int(cfg, "limit_batches", 1)
@@ -192,6 +207,8 @@ def parse_settings(cfg: DictConfig) -> Settings:
         level_temperatures=level_temperatures,
         layout=layout,
         images=images,
+        n_endpoints=_int(cfg, "n_endpoints", 2),
+        pairs=pairs,
         attribute=attribute,
         alphas=_numbers(cfg, "alphas"),
         max_images=_int(cfg, "max_images", 2),
@@ -205,11 +222,57 @@ def _image_paths(cfg: DictConfig) -> tuple[Path, ...]:
     value = cfg.get("images") or []
     if isinstance(value, str) or not isinstance(value, (ListConfig, list, tuple)):
         raise ValueError(f"images must be a list of image files like [a.png,b.png], got {value!r}")
-    paths = tuple(Path(str(v)).expanduser().absolute() for v in value)
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"image not found: {p}")
-    return paths
+    return tuple(_existing_file(v) for v in value)
+
+
+def _existing_file(value) -> Path:
+    path = Path(str(value)).expanduser().absolute()
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    return path
+
+
+def _endpoints(cfg: DictConfig, images: tuple[Path, ...], pairs: tuple) -> str:
+    """interpolate: which endpoints. ``images=[...]`` or ``pairs=[...]`` pick themselves, so
+    ``endpoints=`` need not name them; naming another kind beside them is a conflict."""
+    chosen = _choice(cfg, "endpoints", ENDPOINTS)
+    if images and pairs:
+        raise ValueError("give images=[...] or pairs=[...] to interpolate, not both")
+    given = "images" if images else "pairs" if pairs else None
+    if given is None and chosen in ("images", "pairs"):
+        example = {"images": "[a.png,b.png]", "pairs": "[[0,1],[2,3]]"}[chosen]
+        raise ValueError(f"endpoints={chosen} needs {chosen}=[...], e.g. {chosen}={example}")
+    if given is not None and chosen not in ("random", given):  # random: the default, overridden
+        raise ValueError(f"endpoints={chosen} but {given}=[...] is given: drop one of them")
+    return given or chosen
+
+
+def _pairs(cfg: DictConfig) -> tuple[tuple[int | Path, ...], ...]:
+    """``pairs=[[0,1],[2,3]]``: rows of two or more endpoints each (the same number in every
+    row), each a validation index or an image file (relative to the working directory)."""
+    value = cfg.get("pairs") or []
+    usage = ("pairs must be a list of rows of two or more endpoints, each a validation index or "
+             "an image file, like [[0,1],[2,3]] or [[a.png,b.png]]")
+    if isinstance(value, str) or not isinstance(value, (ListConfig, list, tuple)) or any(
+            isinstance(row, str) or not isinstance(row, (ListConfig, list, tuple))
+            or len(row) < 2 for row in value):
+        raise ValueError(f"{usage}; got {_plain(value)!r}")
+    if len({len(row) for row in value}) > 1:
+        raise ValueError(f"every row of pairs needs the same number of endpoints (one frame count "
+                         f"per row), got {_plain(value)!r}")
+    rows = []
+    for row in value:
+        entries = []
+        for e in row:
+            if isinstance(e, bool) or not isinstance(e, (int, str)):
+                raise ValueError(f"{usage}; got {e!r} in {_plain(value)!r}")
+            entries.append(e if isinstance(e, int) else _existing_file(e))
+        rows.append(tuple(entries))
+    return tuple(rows)
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
 
 
 def output_dir(settings: Settings, root_dir: str | Path) -> Path:

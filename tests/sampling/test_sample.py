@@ -17,7 +17,7 @@ from flowgen.data import preprocess
 from flowgen.models import Glow, model_metadata
 from flowgen.sampling import load_checkpoint, parse_settings, run, sample_images
 from flowgen.sampling.interpolate import (
-    endpoint_latents,
+    encoded_endpoints,
     interpolate_latents,
     interpolation_frames,
     interpolation_weights,
@@ -125,7 +125,8 @@ def test_data_interpolation_ends_decode_to_the_dataset_images(ckpt, tmp_path, me
     settings = parse_settings(cfg)
     model, meta = load_checkpoint(settings)
     pixels = load_val_images(cfg.data, settings.indices, model.in_shape)
-    za, zb = endpoint_latents(model, "data", pixels=pixels, n_bits=meta["n_bits"])
+    zs = encoded_endpoints(model, pixels, meta["n_bits"])
+    za, zb = [z[:1] for z in zs], [z[1:] for z in zs]
     frames = interpolation_frames(model, za, zb, settings.steps, method)
     target = preprocess(pixels, meta["n_bits"], noise=False)
     assert frames.shape == (4, 1, 32, 32)
