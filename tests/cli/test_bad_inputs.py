@@ -44,6 +44,7 @@ def _cases(tmp: Path) -> dict[str, tuple[str, list[str], int, str]]:
     npz28 = _npz(data / "x28.npz", 28)
     npz16_rgb = _npz(data / "rgb16.npz", 16, channels=3)
     npz32 = _npz(data / "x32.npz", 32)
+    npz16 = _npz(data / "x16.npz", 16)
     images = data / "images"
     images.mkdir()
     for i in range(4):
@@ -104,6 +105,16 @@ def _cases(tmp: Path) -> dict[str, tuple[str, list[str], int, str]]:
         "sample_reconstruct_other_size": ("sample.py", [f"ckpt={ckpt}", "mode=reconstruct",
                                                         f"images=[{big_png}]"], 2,
                                           f"{big_png} is 32x32 but the model takes 16x16 images"),
+        "sample_interpolate_files_other_size": ("sample.py", [f"ckpt={ckpt}", "mode=interpolate",
+                                                              f"images=[{images / 'ok0.png'},"
+                                                              f"{big_png}]"], 2,
+                                                f"{big_png} is 32x32 but the model takes 16x16 "
+                                                f"images"),
+        "sample_attribute_name_on_labels": ("sample.py", [f"ckpt={ckpt}", "mode=manipulate",
+                                                          "attribute=Smiling",
+                                                          *npz_data(npz16)], 2,
+                                            "attribute=Smiling is a name, but this data has "
+                                            "class labels only"),
         "sample_temperature_negative": ("sample.py", [f"ckpt={ckpt}", "temperature=-1"], 2,
                                         "temperature must be a finite number >= 0 (typically "
                                         "0.5-1.0), got -1"),
@@ -169,7 +180,8 @@ ROWS = [
     "train_missing_folder", "train_missing_npz", "train_unknown_option",
     "sample_missing_ckpt", "sample_not_a_checkpoint", "sample_not_flowgen",
     "sample_other_architecture", "sample_channels", "sample_interpolate_other_size",
-    "sample_reconstruct_other_size", "sample_temperature_negative",
+    "sample_reconstruct_other_size", "sample_interpolate_files_other_size",
+    "sample_attribute_name_on_labels", "sample_temperature_negative",
     "sample_temperature_not_number", "sample_n_zero", "sample_n_negative",
     "sample_out_not_writable", "sample_unknown_option"]
 
