@@ -11,6 +11,9 @@ from flowgen.models.multiscale import MultiScaleFlow
 from flowgen.models.registry import build_model
 
 FORMAT_VERSION = 1
+#: Where a checkpoint written with the EMA callback (Lightning's ``WeightAveraging``) keeps the
+#: trained weights; its ``state_dict`` holds the averaged ones.
+TRAINED_WEIGHTS = "current_model_state"
 
 
 def model_metadata(model: MultiScaleFlow, n_bits: int) -> dict:
@@ -21,11 +24,15 @@ def model_metadata(model: MultiScaleFlow, n_bits: int) -> dict:
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu",
-               prefix: str = "model.") -> tuple[MultiScaleFlow, dict]:
+               prefix: str = "model.", ema: bool | None = None) -> tuple[MultiScaleFlow, dict]:
     """Rebuild the model saved in a checkpoint: ``(model in eval mode, metadata)``.
 
     The file is read with ``weights_only=True`` (no pickled code runs) and the model is built from
     the allow-listed registry, never from a class path stored in the file.
+
+    ``ema``: ``None`` loads the weights validation measured, the EMA weights when training kept
+    them (``state_dict``; the trained ones are then in ``current_model_state``); ``True``
+    requires the EMA weights, ``False`` loads the trained ones. ``metadata["ema"]`` says which.
     """
     path = Path(path)
     if not path.is_file():
@@ -41,11 +48,16 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu",
     if not isinstance(meta, dict) or "arch" not in meta or "state_dict" not in ckpt:
         raise ValueError(f"{path} is not a flowgen checkpoint (no 'flowgen' record): train one "
                          f"with train.py")
+    has_ema = isinstance(ckpt.get(TRAINED_WEIGHTS), dict)
+    if ema and not has_ema:
+        raise ValueError(f"{path} has no EMA weights (trained with callbacks.ema=null or before "
+                         f"EMA existed): use ema=false or ema=auto")
+    weights = ckpt[TRAINED_WEIGHTS] if has_ema and ema is False else ckpt["state_dict"]
     model = build_model(meta["arch"], meta.get("config", {}))
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"{path}: weights do not fit the recorded architecture {meta['arch']} "
                          f"{meta.get('config')}: {str(err).splitlines()[0]}") from err
-    return model.to(map_location).eval(), meta
+    return model.to(map_location).eval(), {**meta, "ema": has_ema and ema is not False}
