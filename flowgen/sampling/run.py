@@ -45,7 +45,7 @@ USER_ERRORS = (FileNotFoundError, ValueError, OSError)
 
 def load_checkpoint(settings: Settings) -> tuple[MultiScaleFlow, dict]:
     try:
-        model, meta = load_model(settings.ckpt, map_location=settings.device)
+        model, meta = load_model(settings.ckpt, map_location=settings.device, ema=settings.ema)
     except ValueError as err:  # keep torch.load's advice (weights_only=False) out of the message
         if "not a readable flowgen checkpoint" not in str(err):
             raise
@@ -181,7 +181,8 @@ def run(cfg: DictConfig) -> list[Path]:
         results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
                    "batch_size": settings.batch_size, "limit_batches": settings.limit_batches,
                    "ckpt": str(settings.ckpt), "n_bits": n_bits, "arch": meta.get("arch"),
-                   "conditional": bool(getattr(model, "num_classes", 0)), **_data_record(cfg)}
+                   "conditional": bool(getattr(model, "num_classes", 0)), "ema": meta["ema"],
+                   **_data_record(cfg)}
 
     out = output_dir(settings, cfg.paths.root_dir)
     written = []
@@ -197,7 +198,8 @@ def run(cfg: DictConfig) -> list[Path]:
     if results is not None:
         written.append(out / "evaluation.json")
         written[-1].write_text(json.dumps(results, indent=2) + "\n")
-    record = {**settings.to_json(), "out": str(out), "n_bits": n_bits, "arch": meta.get("arch"),
+    record = {**settings.to_json(), "ema": meta["ema"],  # whether the EMA weights were used
+              "out": str(out), "n_bits": n_bits, "arch": meta.get("arch"),
               "model_config": meta.get("config"), "files": [p.name for p in written], **extra}
     settings_path = out / "settings.json"
     settings_path.write_text(json.dumps(record, indent=2) + "\n")

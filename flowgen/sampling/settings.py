@@ -63,6 +63,7 @@ class Settings:
     max_images: int = 1000  # manipulate: validation images averaged for the direction
     limit_batches: int | None = None  # evaluate: only the first batches (None: the whole split)
     progress: bool = True  # progress bars (stderr) for runs of more than one batch
+    ema: bool | None = None  # True: EMA weights, False: trained ones, None: EMA if any
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -186,6 +187,9 @@ def parse_settings(cfg: DictConfig) -> Settings:
     progress = cfg.get("progress")
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be true or false, got {progress!r}")
+    ema = cfg.get("ema", "auto")
+    if not isinstance(ema, bool) and ema != "auto":
+        raise ValueError(f"ema must be auto, true or false, got {ema!r}")
     out = cfg.get("out")
     return Settings(
         ckpt=resolve_ckpt(str(cfg.ckpt), cfg.paths.root_dir),
@@ -214,6 +218,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         max_images=_int(cfg, "max_images", 2),
         limit_batches=limit_batches,
         progress=progress,
+        ema=None if ema == "auto" else ema,
     )
 
 

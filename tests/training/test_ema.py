@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import lightning as L
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from flowgen.cli import exit_with_error, user_error
 from flowgen.flows import ActNorm
 from flowgen.models import Glow, load_model
 from flowgen.models.realnvp import RealNVP
+from flowgen.sampling import run
 from flowgen.training import EMA, FlowModule, build
 from tests.conftest import compose_train
 
@@ -203,6 +207,48 @@ def test_resume_restores_the_ema_exactly(tmp_path):
     assert_states_equal(a["averaging_state"], b["averaging_state"])
     assert not torch.equal(a["state_dict"]["model.levels.0.flows.1.bias"],
                            halfway["state_dict"]["model.levels.0.flows.1.bias"])
+
+
+def sample(ckpt, out, *overrides: str) -> bytes:
+    """``sample.py mode=grid n=4`` in this process; the grid's PNG bytes."""
+    from hydra import compose, initialize_config_dir
+
+    from flowgen.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("sample", overrides=["device=cpu", f"ckpt={ckpt}", "n=4", f"out={out}",
+                                           *overrides])
+    return run(cfg)[0].read_bytes()
+
+
+def test_sample_py_uses_the_ema_weights_unless_ema_false(glow_run, tmp_path):
+    ckpt = glow_run[0] / "last.ckpt"
+    pictures = {flag: sample(ckpt, tmp_path / flag, f"ema={flag}")
+                for flag in ("auto", "true", "false")}
+    assert pictures["auto"] == pictures["true"] != pictures["false"]
+    used = {flag: json.loads((tmp_path / flag / "settings.json").read_text())["ema"]
+            for flag in pictures}
+    assert used == {"auto": True, "true": True, "false": False}
+
+
+def test_ema_true_on_a_checkpoint_without_ema_is_a_one_line_user_error(glow_run, tmp_path,
+                                                                       capsys):
+    ckpt = torch.load(glow_run[0] / "last.ckpt", weights_only=True)
+    plain = tmp_path / "plain.ckpt"  # as trained with callbacks.ema=null
+    torch.save({"state_dict": ckpt["current_model_state"], "flowgen": ckpt["flowgen"]}, plain)
+    with pytest.raises(ValueError, match="has no EMA weights") as caught:
+        sample(plain, tmp_path / "out", "ema=true")
+    assert not (tmp_path / "out").exists()
+    assert user_error(caught.value) is caught.value  # sample.py's path: one line, exit code 2
+    with pytest.raises(SystemExit) as exited:
+        exit_with_error(caught.value)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {plain} has no EMA weights") and err.count("\n") == 1
+    sample(plain, tmp_path / "auto")  # auto falls back to the only weights there are
+    assert json.loads((tmp_path / "auto" / "settings.json").read_text())["ema"] is False
+    with pytest.raises(ValueError, match="ema must be auto, true or false, got 'yes'"):
+        sample(plain, tmp_path / "bad", "ema=yes")
 
 
 def test_train_config_has_ema_on_and_null_turns_it_off(tmp_path):
