@@ -6,10 +6,13 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 
 from flowgen.data.quantization import bits_per_dim, postprocess, preprocess
 from flowgen.models import MultiScaleFlow, model_metadata
+from flowgen.models.checkpoint import TRAINED_WEIGHTS
 
 
 class FlowModule(L.LightningModule):
@@ -142,3 +145,12 @@ class FlowModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["flowgen"] = model_metadata(self.model, self.n_bits)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # An EMA checkpoint's "state_dict" holds the averaged weights, and the EMA callback puts
+        # the trained ones back on resume; resumed without it, go on from the trained ones too.
+        trainer = self._trainer
+        if (TRAINED_WEIGHTS in checkpoint and trainer is not None
+                and trainer.state.fn == TrainerFn.FITTING
+                and not any(isinstance(c, WeightAveraging) for c in trainer.callbacks)):
+            checkpoint["state_dict"] = checkpoint[TRAINED_WEIGHTS]

@@ -251,6 +251,18 @@ def test_ema_true_on_a_checkpoint_without_ema_is_a_one_line_user_error(glow_run,
         sample(plain, tmp_path / "bad", "ema=yes")
 
 
+# Lightning warns that the EMA state and the other run's checkpoint folder are not taken over
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`:UserWarning")
+@pytest.mark.filterwarnings("ignore:The dirpath has changed:UserWarning")
+def test_resume_without_the_ema_callback_goes_on_from_the_trained_weights(glow_run, tmp_path):
+    tmp, steps = glow_run[:2]
+    probe = RecordWeights()
+    fit("glow", tmp_path, 4, None, [probe], ckpt_path=tmp / "last.ckpt")
+    assert len(probe.steps) == 1  # one step, from the trained weights of step 3
+    trainer = fit("glow", tmp_path / "again", 3, None, ckpt_path=tmp / "last.ckpt")
+    assert_states_equal(trainer.lightning_module.state_dict(), steps[-1])
+
+
 def test_train_config_has_ema_on_and_null_turns_it_off(tmp_path):
     callbacks = build(compose_train([], tmp_path))[2].callbacks
     (ema,) = [c for c in callbacks if isinstance(c, EMA)]
