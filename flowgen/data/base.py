@@ -7,9 +7,19 @@ scaled: the training module dequantizes on device) and ``labels`` int64 ``[B]``.
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections.abc import Iterator, Sized
+
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    default_collate,
+)
 
 
 class RandomHFlip:
@@ -30,6 +40,81 @@ class RandomHFlip:
         return torch.where(flip[:, None, None, None], x.flip(-1), x), y
 
 
+class _EpochOrder:
+    """Mixin for a shuffling sampler whose order is fixed by ``(seed, epoch)``: it can start
+    ``start`` indices into the epoch (once: a new epoch starts from the beginning).
+
+    Lightning calls ``set_epoch`` before every training epoch, so the order never depends on
+    how many iterators were made, and a resumed run sees the same order as the original.
+    """
+
+    seed: int
+    epoch: int
+    start: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start = 0
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(super().__iter__(), self.start, None)
+
+
+class SeededRandomSampler(_EpochOrder, RandomSampler):
+    """One process: a random permutation per epoch drawn from ``seed + epoch``."""
+
+    def __init__(self, data_source: Sized, seed: int) -> None:
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed, self.epoch = seed, 0
+
+    def __iter__(self) -> Iterator[int]:
+        self.generator.manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+class SeededDistributedSampler(_EpochOrder, DistributedSampler):
+    """DDP: this rank's shard of the ``seed + epoch`` permutation (Lightning keeps a
+    ``DistributedSampler`` as it is instead of replacing it with its own)."""
+
+
+class ResumableLoader(DataLoader):
+    """A training loader that Lightning checkpoints: ``state_dict`` holds the seed, the epoch and
+    how many batches of it were handed out, and after ``load_state_dict`` the next iterator
+    starts with the first batch not yet seen (the skipped ones are never loaded).
+
+    Lightning saves and restores any train loader with ``state_dict``/``load_state_dict`` (its
+    stateful-loader protocol) and, for a sized loader like this one, fetches no batch ahead, so
+    the count is exactly the batches trained on. Needs an :class:`_EpochOrder` sampler and
+    ``drop_last=True`` (whole batches).
+    """
+
+    sampler: _EpochOrder
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, generator=torch.Generator(), **kwargs)
+        self._served = 0
+
+    def __iter__(self):
+        # Worker seeds are drawn from the loader's own generator, seeded per epoch: iterators
+        # never draw from torch's global RNG, which the training steps' noise depends on.
+        self.generator.manual_seed(self.sampler.seed + self.sampler.epoch)
+        self._served = self.sampler.start // self.batch_size
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seed": self.sampler.seed, "epoch": self.sampler.epoch, "batches": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        epoch, batches = state["epoch"], state["batches"]
+        if batches >= len(self):  # saved after the epoch's last batch: the next one is due
+            epoch, batches = epoch + 1, 0
+        self.sampler.seed, self.sampler.epoch = state["seed"], epoch
+        self.sampler.start = batches * self.batch_size
+
+
 class ImageDataModule(L.LightningDataModule):
     """Loader logic shared by all datamodules; subclasses set ``channels``, ``image_size`` and
     assign ``self.train_set`` / ``self.val_set`` (datasets of ``(uint8 [C,H,W], int)``) in
@@ -39,6 +124,11 @@ class ImageDataModule(L.LightningDataModule):
     what the Glow/RealNVP papers do on CIFAR-10 and CelebA, and wrong for digits. Validation uses
     the dataset's own held-out split; only :class:`ImageFolderDataModule`, which has none, splits
     off ``val_fraction`` of the images itself.
+
+    The training order is a permutation per epoch drawn from ``seed + epoch`` (``seed``: the
+    run's seed, which ``seed_everything`` puts in ``PL_GLOBAL_SEED``, else 0, as Lightning's own
+    ``DistributedSampler`` does) and the loader is resumable (:class:`ResumableLoader`): a run
+    resumed mid-epoch continues with exactly the batches the original would have seen.
     """
 
     channels: int
@@ -64,16 +154,26 @@ class ImageDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for loaders")
-        return DataLoader(
+        options = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
+                       persistent_workers=self.num_workers > 0)
+        if not train:
+            return DataLoader(dataset, batch_size=self.val_batch_size, **options)
+        return ResumableLoader(
             dataset,
-            batch_size=self.batch_size if train else self.val_batch_size,
-            shuffle=train,
-            drop_last=train,  # a ragged last batch would give a noisy, over-weighted step
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=RandomHFlip() if train and self.hflip else None,
+            batch_size=self.batch_size,
+            sampler=self._train_sampler(dataset),
+            drop_last=True,  # a ragged last batch would give a noisy, over-weighted step
+            collate_fn=RandomHFlip() if self.hflip else None,
+            **options,
         )
+
+    def _train_sampler(self, dataset: Dataset) -> _EpochOrder:
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            return SeededDistributedSampler(dataset, num_replicas=trainer.world_size,
+                                            rank=trainer.global_rank, shuffle=True, seed=seed)
+        return SeededRandomSampler(dataset, seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
