@@ -6,10 +6,13 @@ import logging
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from flowgen.training.module import FlowModule
+from flowgen.training.resume import RandomState
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
                         classifier_weight=cfg.get("classifier_weight", 0.0),
                         val_noise_seed=cfg.get("val_noise_seed"))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    callbacks.append(RandomState())  # not optional: without it a resumed run draws other noise
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, module, trainer
@@ -54,6 +58,11 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         # weights_only: resuming from a checkpoint someone else made must not run its code
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
                     weights_only=True)
+    except SIGTERMException:
+        # Lightning stopped after the step under way; ResumeCheckpoint saved it. Exit code 0.
+        log.warning("stopped by SIGTERM at step %d: resume with ckpt_path=last run_name=%s",
+                    trainer.global_step, cfg.get("run_name"))
+        raise
     finally:
         # Jobs of a -m sweep share this process: close the W&B run or the next job logs into it.
         if any(isinstance(lg, WandbLogger) for lg in trainer.loggers):
@@ -62,7 +71,10 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
             wandb.finish()
     metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["step"] = trainer.global_step
-    if trainer.checkpoint_callback is not None:
-        metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path
-        metrics["last_checkpoint"] = trainer.checkpoint_callback.last_model_path
+    # the best is kept by the val/bpd callback, last.ckpt by ResumeCheckpoint
+    checkpoints = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
+    metrics["best_checkpoint"] = next((cb.best_model_path for cb in checkpoints
+                                       if cb.best_model_path), "")
+    metrics["last_checkpoint"] = next((cb.last_model_path for cb in checkpoints
+                                       if cb.last_model_path), "")
     return metrics

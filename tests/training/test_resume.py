@@ -1,0 +1,146 @@
+"""Exact resume through the real CLI: a ``train.py`` run killed with SIGKILL, or stopped with
+SIGTERM, at a random step and resumed with ``ckpt_path=last`` ends with the same weights and
+optimiser state, tensor for tensor, as a run that was never interrupted."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+# 64 training images in batches of 8: 8 steps per epoch, so resumes land mid-epoch, and the
+# runs cross epochs, validations (every 10 steps) and periodic checkpoints (every 4).
+STEPS, EVERY = 30, 4
+
+
+class StepBeacon(L.Callback):
+    """Loaded by ``train.py`` in these tests: after each training step, writes the global step to
+    ``path`` and sleeps ``delay`` seconds, so that the test can signal the run mid-way."""
+
+    def __init__(self, path: str, delay: float):
+        self.path, self.delay = Path(path), delay
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(str(trainer.global_step))
+        os.replace(tmp, self.path)
+        time.sleep(self.delay)
+
+
+def _step(beacon: Path) -> int:
+    return int(beacon.read_text()) if beacon.exists() else 0
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    x = np.random.default_rng(0).integers(0, 256, (72, 8, 8), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x_train=x[:64], x_test=x[64:])
+    return path
+
+
+def _start(data: Path, run: Path, *overrides: str, delay: float = 0.0) -> subprocess.Popen:
+    """``train.py`` on a tiny Glow, deterministic on the CPU, writing under ``run``: checkpoints in
+    ``run/ckpt``, the step reached in ``run/step``."""
+    n_out = len(list(run.glob("out*")))  # each process its own Hydra folder
+    args = [sys.executable, "train.py", "data=npz", f"data.path={data}", "data.batch_size=8",
+            "data.hflip=true",  # flips draw from the global RNG too
+            "model.levels=2", "model.steps=1", "model.hidden_channels=8",
+            "trainer=cpu", "trainer.deterministic=true", f"trainer.max_steps={STEPS}",
+            "trainer.val_check_interval=10", "trainer.limit_val_batches=1",
+            "+trainer.enable_progress_bar=false", "logger=csv", "callbacks.sample_grid.n=4",
+            f"callbacks.last_checkpoint.every_n_train_steps={EVERY}", f"run_name={run.name}",
+            f"paths.checkpoint_dir={run / 'ckpt'}", f"hydra.run.dir={run / f'out{n_out}'}",
+            f"+callbacks.beacon._target_={__name__}.StepBeacon", f"+callbacks.beacon.delay={delay}",
+            f"+callbacks.beacon.path={run / 'step'}", *overrides]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not ready():
+        assert proc.poll() is None, f"train.py ended before {what}:\n{proc.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _trained_state(ckpt: Path) -> dict[str, torch.Tensor]:
+    """Every tensor a run ends with: the weights (and buffers), and the optimiser's moments."""
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["global_step"] == STEPS
+    state = {f"model/{k}": v for k, v in saved["state_dict"].items()}
+    for i, opt in enumerate(saved["optimizer_states"]):
+        for p, moments in opt["state"].items():
+            state |= {f"optimizer{i}/{p}/{k}": v for k, v in moments.items()}
+    return state
+
+
+def _assert_same(resumed: dict, reference: dict, note: str) -> None:
+    assert resumed.keys() == reference.keys()
+    differ = [k for k in reference if not torch.equal(resumed[k], reference[k])]
+    assert not differ, f"{note}: {len(differ)}/{len(reference)} tensors differ: {differ[:3]}"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data, tmp_path_factory) -> dict[str, torch.Tensor]:
+    run = tmp_path_factory.mktemp("uninterrupted")
+    _finish(_start(data, run))
+    return _trained_state(run / "ckpt" / "last.ckpt")
+
+
+def test_a_run_killed_by_sigkill_and_resumed_ends_with_the_uninterrupted_weights(
+        data, tmp_path, uninterrupted):
+    run = tmp_path / "killed"
+    kill_at = random.randint(EVERY + 1, STEPS - 5)  # mostly between two checkpoints
+    proc = _start(data, run, delay=0.05)
+    last = run / "ckpt" / "last.ckpt"
+    _wait_for(proc, lambda: last.exists() and _step(run / "step") >= kill_at, f"step {kill_at}")
+    proc.kill()  # SIGKILL: no handler runs, nothing is saved
+    proc.communicate()
+    killed_at = _step(run / "step")
+    resumed_from = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < resumed_from <= killed_at < STEPS
+
+    out = _finish(_start(data, run, "ckpt_path=last"))
+    assert f"finished after {STEPS} steps" in out
+    _assert_same(_trained_state(last), uninterrupted,
+                 f"killed at step {killed_at}, resumed from step {resumed_from}")
+
+
+def test_sigterm_saves_the_step_reached_exits_0_and_the_run_resumes_to_the_end(
+        data, tmp_path, uninterrupted):
+    run = tmp_path / "terminated"
+    stop_at = random.randint(2, STEPS - 5)
+    # No periodic checkpoint: whatever is saved, SIGTERM saved.
+    rare = f"callbacks.last_checkpoint.every_n_train_steps={10 * STEPS}"
+    proc = _start(data, run, rare, delay=0.05)
+    _wait_for(proc, lambda: _step(run / "step") >= stop_at, f"step {stop_at}")
+    proc.send_signal(signal.SIGTERM)
+    out = _finish(proc)  # exit code 0
+    reached = _step(run / "step")
+    assert f"stopped by SIGTERM at step {reached}" in out
+    last = run / "ckpt" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == reached < STEPS
+
+    out = _finish(_start(data, run, rare, "ckpt_path=last"))
+    assert f"finished after {STEPS} steps" in out
+    _assert_same(_trained_state(last), uninterrupted, f"stopped by SIGTERM at step {reached}")
