@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from torch import Tensor, nn
 
 
@@ -28,13 +29,37 @@ class Flow(nn.Module):
 
 
 class FlowSequence(Flow):
-    """Composition ``f_n ∘ ... ∘ f_1`` of flows; itself a flow."""
+    """Composition ``f_n ∘ ... ∘ f_1`` of flows; itself a flow.
 
-    def __init__(self, flows: Iterable[Flow]):
+    ``memory`` sets what training stores for backward (see :mod:`flowgen.flows.memory`):
+    ``store`` (every activation, fastest), ``checkpoint`` (layer inputs only) or ``invertible``
+    (only the output; inputs are recomputed by inversion). It changes neither the result nor the
+    parameters, only memory and time, and applies only when autograd is recording in training.
+    """
+
+    def __init__(self, flows: Iterable[Flow], memory: str = "store"):
         super().__init__()
         self.flows = nn.ModuleList(flows)
+        self.memory = memory
+
+    @property
+    def memory(self) -> str:
+        return self._memory
+
+    @memory.setter
+    def memory(self, mode: str) -> None:
+        from flowgen.flows.memory import MEMORY_MODES
+
+        if mode not in MEMORY_MODES:
+            raise ValueError(f"memory must be one of {list(MEMORY_MODES)}, got {mode!r}")
+        self._memory = mode
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self._memory != "store" and self.training and torch.is_grad_enabled():
+            from flowgen.flows.memory import checkpointed_forward, invertible_forward
+
+            run = invertible_forward if self._memory == "invertible" else checkpointed_forward
+            return run(list(self.flows), x, cond)
         logdet = x.new_zeros(x.shape[0])
         for flow in self.flows:
             x, ld = flow(x, cond)

@@ -29,7 +29,9 @@ class _ChannelCoupling(Flow):
     def _halves(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         check_image(x, type(self).__name__)
         x_a, x_b = x[:, :self.split], x[:, self.split:]
-        return x_a, x_b, self.net(x_a)
+        # Under autocast the net runs in bf16/fp16; the coupling itself stays in x's dtype, so
+        # the map and its log-determinant are computed (and inverted) in full precision.
+        return x_a, x_b, self.net(x_a).to(x.dtype)
 
 
 class AdditiveCoupling(_ChannelCoupling):

@@ -54,7 +54,7 @@ class AdditiveMLPCoupling(Flow):
         if flat.shape[1] != self.num_features:
             raise ValueError(f"AdditiveMLPCoupling was built for {self.num_features} entries per "
                              f"sample, got {tuple(x.shape)}")
-        shift = self.net(flat[:, self.kept])
+        shift = self.net(flat[:, self.kept]).to(flat.dtype)  # full precision under autocast
         changed = flat[:, self.changed] + sign * shift
         return flat.index_copy(1, self.changed, changed).view_as(x)
 

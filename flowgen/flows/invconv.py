@@ -9,6 +9,14 @@ from torch import Tensor, nn
 from flowgen.flows.base import Flow, check_image, per_sample
 
 
+def _channel_mix(x: Tensor, weight: Tensor) -> Tensor:
+    """``W x`` at every pixel, in ``x``'s dtype even under autocast: a bf16 ``W`` would no longer
+    be the matrix whose log-determinant the layer reports, nor exactly invertible."""
+    c = weight.shape[0]
+    with torch.autocast(x.device.type, enabled=False):
+        return F.conv2d(x, weight.to(x.dtype).view(c, c, 1, 1))
+
+
 def _random_rotation(channels: int) -> Tensor:
     q, _ = torch.linalg.qr(torch.randn(channels, channels, dtype=torch.float64))
     return q
@@ -23,23 +31,36 @@ class _Conv1x1(Flow):
     def weight_and_logabsdet(self) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def inverse_weight(self) -> Tensor:
-        weight, _ = self.weight_and_logabsdet()
+    def inverse_weight(self) -> tuple[Tensor, Tensor]:
+        """``(W^-1, log|det W|)``, the inverse computed in float64. Outside autograd (sampling)
+        both are cached until a parameter changes (tracked by the parameters' version
+        counters, which every in-place update such as an optimiser step bumps)."""
+        if torch.is_grad_enabled():
+            return self._inverse_weight()
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in self.parameters())
+        cached = self.__dict__.get("_inverse_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self._inverse_weight())
+            self.__dict__["_inverse_cache"] = cached  # not a buffer: never saved or moved
+        return cached[1]
+
+    def _inverse_weight(self) -> tuple[Tensor, Tensor]:
+        weight, logabsdet = self.weight_and_logabsdet()
         # float64: inverting a 512x512 matrix in float32 loses ~1e-4 per sampling step.
-        return torch.linalg.inv(weight.double()).to(weight.dtype)
+        return torch.linalg.inv(weight.double()).to(weight.dtype), logabsdet
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(x, type(self).__name__)
-        weight, logabsdet = self.weight_and_logabsdet()
-        c = weight.shape[0]
-        y = F.conv2d(x, weight.to(x.dtype).view(c, c, 1, 1))
+        with torch.autocast(x.device.type, enabled=False):  # W itself in full precision
+            weight, logabsdet = self.weight_and_logabsdet()
+        y = _channel_mix(x, weight)
         return y, per_sample(logabsdet.to(x.dtype) * (x.shape[2] * x.shape[3]), x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(y, type(self).__name__ + ".inverse")
-        weight, logabsdet = self.weight_and_logabsdet()
-        c = weight.shape[0]
-        x = F.conv2d(y, self.inverse_weight().to(y.dtype).view(c, c, 1, 1))
+        with torch.autocast(y.device.type, enabled=False):
+            inverse_weight, logabsdet = self.inverse_weight()
+        x = _channel_mix(y, inverse_weight)
         return x, per_sample(-logabsdet.to(y.dtype) * (y.shape[2] * y.shape[3]), y.shape[0])
 
 
@@ -77,4 +98,5 @@ class LUInvertibleConv1x1(_Conv1x1):
     def weight_and_logabsdet(self) -> tuple[Tensor, Tensor]:
         lower = self.lower * self.lower_mask + self.eye
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * self.log_s.exp())
-        return self.perm @ lower @ upper, self.log_s.sum()
+        # P @ (L @ U) as a row gather: one small matmul per step instead of two.
+        return (lower @ upper)[self.perm.argmax(1)], self.log_s.sum()

@@ -48,7 +48,8 @@ class CheckerboardCoupling(Flow):
         check_image(x, type(self).__name__)
         b, _, h, w = x.shape
         mask = checkerboard(h, w, self.parity, x)
-        shift, raw = self.net(torch.cat([x * mask, mask.expand(b, 1, h, w)], 1)).chunk(2, 1)
+        net_in = torch.cat([x * mask, mask.expand(b, 1, h, w)], 1)
+        shift, raw = self.net(net_in).to(x.dtype).chunk(2, 1)  # full precision under autocast
         free = 1 - mask
         return shift * free, self.scale * torch.tanh(raw) * free
 
@@ -89,7 +90,7 @@ class ChannelMaskedCoupling(Flow):
         return torch.cat([kept, changed] if self.parity == 0 else [changed, kept], 1)
 
     def _shift_logscale(self, kept: Tensor) -> tuple[Tensor, Tensor]:
-        shift, raw = self.net(kept).chunk(2, 1)
+        shift, raw = self.net(kept).to(kept.dtype).chunk(2, 1)  # full precision under autocast
         return shift, self.scale * torch.tanh(raw)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:

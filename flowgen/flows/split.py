@@ -32,7 +32,7 @@ class Split(Flow):
 
     def _prior(self, h: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         if self.prior is not None:
-            mean, log_scale = self.prior(h).chunk(2, dim=1)
+            mean, log_scale = self.prior(h).to(h.dtype).chunk(2, dim=1)  # fp32 under autocast
         else:
             mean = log_scale = h.new_zeros(1, 1, 1, 1)
         if self.classes is not None and cond is not None:

@@ -41,6 +41,10 @@ class Glow(MultiScaleFlow):
     ``num_classes > 0`` makes the top prior (and, with ``condition_splits``, every split prior)
     class-conditional on ``cond`` (labels ``[B]``), and adds a linear class head on the mean
     top activation (:meth:`class_logits`); ``cond=None`` gives the unconditional model.
+    ``memory``: what training keeps for backward, per level: ``store`` (everything, fastest),
+    ``checkpoint`` (gradient checkpointing per layer) or ``invertible`` (only each level's output;
+    activations are recomputed by inverting the flow, so memory stays flat as ``steps`` grows).
+    Same results and gradients in every mode; see :mod:`flowgen.flows.memory`.
     """
 
     arch = "glow"
@@ -49,7 +53,7 @@ class Glow(MultiScaleFlow):
                  steps: int = 32, hidden_channels: int = 512, coupling: str = "affine",
                  permutation: str = "conv1x1_lu", lu: bool | None = None,
                  learn_top: bool = True, split_prior: str = "learned", num_classes: int = 0,
-                 condition_splits: bool = False):
+                 condition_splits: bool = False, memory: str = "store"):
         if lu is not None:
             permutation = "conv1x1_lu" if lu else "conv1x1"
         for name, value, allowed in (("coupling", coupling, COUPLINGS),
@@ -76,7 +80,7 @@ class Glow(MultiScaleFlow):
                 split = Split(c, learned=split_prior == "learned", num_classes=split_classes)
                 flows.append(split)
                 c = split.kept
-            blocks.append(FlowSequence(flows))
+            blocks.append(FlowSequence(flows, memory=memory))
         top = LearnedPrior(c, learned=learn_top, num_classes=num_classes)
         super().__init__(blocks, (in_channels, image_size, image_size), top_prior=top)
         self.num_classes = num_classes
@@ -85,7 +89,7 @@ class Glow(MultiScaleFlow):
                            steps=steps, hidden_channels=hidden_channels, coupling=coupling,
                            permutation=permutation, learn_top=learn_top,
                            split_prior=split_prior, num_classes=num_classes,
-                           condition_splits=condition_splits)
+                           condition_splits=condition_splits, memory=memory)
 
     def class_logits(self, top: Tensor) -> Tensor:
         """Class scores ``[B, num_classes]`` from the top activation (Glow's ``y`` head)."""
