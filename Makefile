@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN ?= quickstart-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: train test test-slow lint clean-venv
+.PHONY: train test test-slow bench lint clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(VENV)/.installed
 ## Longer checks (real data from ../shared/datasets, many steps).
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
+
+## Speed and memory against the reference Glow, configs A-D (~15 min on 2 cores; see README).
+bench: $(VENV)/.installed
+	$(PY) bench/speed.py --markdown bench/results.md
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
