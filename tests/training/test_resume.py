@@ -50,7 +50,8 @@ def data(tmp_path_factory) -> Path:
     return path
 
 
-def _start(data: Path, run: Path, *overrides: str, delay: float = 0.0) -> subprocess.Popen:
+def _start(data: Path, run: Path, *overrides: str, delay: float = 0.0,
+           env: dict[str, str] | None = None) -> subprocess.Popen:
     """``train.py`` on a tiny Glow, deterministic on the CPU, writing under ``run``: checkpoints in
     ``run/ckpt``, the step reached in ``run/step``."""
     n_out = len(list(run.glob("out*")))  # each process its own Hydra folder
@@ -64,7 +65,7 @@ def _start(data: Path, run: Path, *overrides: str, delay: float = 0.0) -> subpro
             f"paths.checkpoint_dir={run / 'ckpt'}", f"hydra.run.dir={run / f'out{n_out}'}",
             f"+callbacks.beacon._target_={__name__}.StepBeacon", f"+callbacks.beacon.delay={delay}",
             f"+callbacks.beacon.path={run / 'step'}", *overrides]
-    env = {**os.environ, "WANDB_MODE": "disabled"}
+    env = {**os.environ, "WANDB_MODE": "disabled", **(env or {})}
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -84,10 +85,12 @@ def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:
 
 
 def _trained_state(ckpt: Path) -> dict[str, torch.Tensor]:
-    """Every tensor a run ends with: the weights (and buffers), and the optimiser's moments."""
+    """Every tensor a run ends with: the weights and buffers (with EMA: the averaged and the
+    trained ones), and the optimiser's moments."""
     saved = torch.load(ckpt, weights_only=True)
     assert saved["global_step"] == STEPS
     state = {f"model/{k}": v for k, v in saved["state_dict"].items()}
+    state |= {f"trained/{k}": v for k, v in saved.get("current_model_state", {}).items()}
     for i, opt in enumerate(saved["optimizer_states"]):
         for p, moments in opt["state"].items():
             state |= {f"optimizer{i}/{p}/{k}": v for k, v in moments.items()}
@@ -144,3 +147,27 @@ def test_sigterm_saves_the_step_reached_exits_0_and_the_run_resumes_to_the_end(
     out = _finish(_start(data, run, rare, "ckpt_path=last"))
     assert f"finished after {STEPS} steps" in out
     _assert_same(_trained_state(last), uninterrupted, f"stopped by SIGTERM at step {reached}")
+
+
+def test_slurm_auto_requeue_stops_the_run_at_a_resumable_step(data, tmp_path):
+    # SLURM as Lightning sees it from one srun task, and an scontrol that, like SLURM on a
+    # requeue, stops the job with SIGTERM.
+    run, bin_dir = tmp_path / "slurm", tmp_path / "bin"
+    bin_dir.mkdir()
+    scontrol = bin_dir / "scontrol"
+    log = tmp_path / "scontrol.log"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {log}\nkill -TERM "$PPID"\n')
+    scontrol.chmod(0o755)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "flowgen", "SLURM_JOB_ID": "4242",
+             "SLURM_NODELIST": "localhost", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+             "SLURM_NODEID": "0", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = _start(data, run, f"callbacks.last_checkpoint.every_n_train_steps={10 * STEPS}",
+                  delay=0.05, env=slurm)
+    _wait_for(proc, lambda: _step(run / "step") >= 3, "step 3")
+    proc.send_signal(signal.SIGUSR1)  # what --signal=SIGUSR1@120 sends before the time limit
+    out = _finish(proc)
+    assert "SLURM auto-requeueing enabled" in out
+    assert log.read_text().split() == ["requeue", "4242"]
+    reached = _step(run / "step")
+    assert f"stopped by SIGTERM at step {reached}" in out
+    assert torch.load(run / "ckpt" / "last.ckpt", weights_only=True)["global_step"] == reached
