@@ -24,7 +24,9 @@ class EMA(WeightAveraging):
     the sample grids, uses the EMA weights; a checkpoint's ``state_dict`` holds the EMA weights,
     ``current_model_state`` the trained ones and ``averaging_state`` the update count (tensors
     only: it loads with ``weights_only=True``); resuming restores both; after ``fit`` the module
-    holds the EMA weights.
+    holds the EMA weights. Unlike it, the two are swapped, never copied, so a checkpoint written
+    during validation or after ``fit`` still keeps them apart. ``device``: where the average
+    lives (default: with the module, on its training device).
     """
 
     def __init__(self, decay: float = 0.999, warmup: bool = True,
