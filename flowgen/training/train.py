@@ -25,7 +25,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
     module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), n_bits=cfg.n_bits,
                         warmup_steps=cfg.optim.warmup_steps,
                         classifier_weight=cfg.get("classifier_weight", 0.0),
-                        val_noise_seed=cfg.get("val_noise_seed"))
+                        val_noise_seed=cfg.get("val_noise_seed"),
+                        channels_last=cfg.get("channels_last", False),
+                        compile=cfg.get("compile", False))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.append(RandomState())  # not optional: without it a resumed run draws other noise
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
