@@ -92,10 +92,19 @@ class ResumableLoader(DataLoader):
     sampler: _EpochOrder
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, generator=torch.Generator(), **kwargs)
+        kwargs.setdefault("generator", torch.Generator())  # Lightning may pass it when it rebuilds
+        super().__init__(*args, **kwargs)
         self._served = 0
 
+    @property
+    def _resumable(self) -> bool:
+        # false once Lightning has swapped in a sampler of its own (overfit_batches)
+        return isinstance(self.sampler, _EpochOrder) and self.generator is not None
+
     def __iter__(self):
+        if not self._resumable:
+            yield from super().__iter__()
+            return
         # Worker seeds are drawn from the loader's own generator, seeded per epoch: iterators
         # never draw from torch's global RNG, which the training steps' noise depends on.
         self.generator.manual_seed(self.sampler.seed + self.sampler.epoch)
@@ -105,9 +114,13 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
+        if not self._resumable:
+            return {}
         return {"seed": self.sampler.seed, "epoch": self.sampler.epoch, "batches": self._served}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        if not state or not self._resumable:
+            return
         epoch, batches = state["epoch"], state["batches"]
         if batches >= len(self):  # saved after the epoch's last batch: the next one is due
             epoch, batches = epoch + 1, 0

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from flowgen.data.base import ResumableLoader, SeededRandomSampler
 from tests.conftest import ROOT
 
 # 64 training images in batches of 8: 8 steps per epoch, so resumes land mid-epoch, and the
@@ -40,6 +41,33 @@ class StepBeacon(L.Callback):
 
 def _step(beacon: Path) -> int:
     return int(beacon.read_text()) if beacon.exists() else 0
+
+
+def test_a_loader_restored_mid_epoch_serves_the_rest_of_that_epoch_then_the_next():
+    dataset = torch.utils.data.TensorDataset(torch.arange(20))
+    loader = lambda: ResumableLoader(dataset, batch_size=3, drop_last=True,  # noqa: E731
+                                     sampler=SeededRandomSampler(dataset, seed=7))
+    original = loader()
+    epochs = []
+    for epoch in range(3):
+        original.sampler.set_epoch(epoch)  # as Lightning does before every epoch
+        epochs.append([batch[0].tolist() for batch in original])
+    assert epochs[0] != epochs[1] != epochs[2]  # a new order every epoch
+
+    for seen in range(len(original) + 1):  # every place in epoch 1, its end included
+        interrupted = loader()
+        interrupted.sampler.set_epoch(1)
+        batches = iter(interrupted)
+        for _ in range(seen):
+            next(batches)
+        resumed = loader()
+        resumed.load_state_dict(interrupted.state_dict())
+        rest = []
+        # after the epoch's last batch Lightning's next epoch is 2, and it would call set_epoch(2)
+        for epoch in (1, 2) if seen < len(original) else (2,):
+            resumed.sampler.set_epoch(epoch)
+            rest += [batch[0].tolist() for batch in resumed]
+        assert rest == epochs[1][seen:] + epochs[2], f"resumed after {seen} batches"
 
 
 @pytest.fixture(scope="module")
