@@ -34,6 +34,8 @@ CONFIGS = {
     "B": dict(in_channels=3, steps=8, hidden=128, batch=16, ref=(63.0, 0.48, 0.072)),
     "C": dict(in_channels=3, steps=32, hidden=512, batch=4, ref=(2.6, 1.43, 0.47)),
     "D": dict(in_channels=1, steps=8, hidden=512, batch=16, ref=(17.9, 0.85, 0.25)),
+    # C at a quarter of the depth (no reference figure): with C, shows memory against depth.
+    "C8": dict(in_channels=3, steps=8, hidden=512, batch=4, ref=None),
 }
 #: path -> what it changes relative to ``eager`` (flowgen's default: NCHW float32, everything
 #: stored for backward, plain Adam, the process's default allocator).
@@ -45,10 +47,14 @@ PATHS = {
     "checkpoint": dict(channels_last=True, fused_adam=True, keep_memory=True,
                        memory="checkpoint"),
     "compile": dict(channels_last=True, fused_adam=True, keep_memory=True, compile=True),
-    "bf16": dict(channels_last=True, fused_adam=True, bf16=True),
-    "bf16-compile": dict(channels_last=True, fused_adam=True, bf16=True, compile=True),
+    "bf16": dict(channels_last=True, fused_adam=True, keep_memory=True, bf16=True),
+    "bf16-compile": dict(channels_last=True, fused_adam=True, keep_memory=True, bf16=True,
+                         compile=True),
 }
-CPU_PATHS = ["eager", "fast", "invertible", "checkpoint"]
+#: Paths per config (memory modes where depth matters, bf16 where speed is compared).
+ONLY = {"invertible": ("A", "C", "C8"), "checkpoint": ("A", "C"), "bf16": ("A", "B"),
+        "eager": ("A", "B", "C", "D"), "fast": ("A", "B", "C", "D", "C8")}
+CPU_PATHS = ["eager", "fast", "invertible", "checkpoint", "bf16"]
 GPU_PATHS = ["eager", "fast", "invertible", "checkpoint", "compile", "bf16", "bf16-compile"]
 
 
@@ -181,22 +187,32 @@ def run_worker(args, config: str, path: str) -> dict | None:
 def table(results: list[dict], ceiling: float, device: str) -> str:
     mem = "peak RSS GB" if device == "cpu" else "peak alloc GB"
     rows = [f"| config | path | s/step median (min-max) | img/s | vs eager | vs reference | "
-            f"GFLOP/img | GFLOP/s | of 3x3 ceiling | {mem} | vs reference | sample s (T=0.7) | "
-            f"vs reference |",
-            "| --- " * 13 + "|"]
+            f"GFLOP/img | GFLOP/s | of 3x3 ceiling | {mem} | vs reference | of which activations "
+            f"etc. | sample s (T=0.7) | speed-up vs reference |",
+            "| --- " * 14 + "|"]
     eager = {r["config"]: r for r in results if r["path"] == "eager"}
     for r in results:
-        ref_img_s, ref_mem, ref_sample = CONFIGS[r["config"]]["ref"]
+        ref = CONFIGS[r["config"]]["ref"]
+        ref_img_s, ref_mem, ref_sample = ref or (None, None, None)
         base = eager.get(r["config"])
         vs_eager = f"{base['median'] / r['median']:.2f}x" if base else "-"
         rows.append(
             f"| {r['config']} | {r['path']} | {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f}) "
-            f"| {r['img_s']:.1f} | {vs_eager} | {r['img_s'] / ref_img_s:.2f}x | "
+            f"| {r['img_s']:.1f} | {vs_eager} | {_ratio(r['img_s'], ref_img_s)} | "
             f"{r['flops_per_img'] / 1e9:.2f} | {r['gflops_s']:.0f} | "
             f"{100 * r['gflops_s'] / ceiling:.0f}% | {r['peak_gb']:.2f} | "
-            f"{r['peak_gb'] / ref_mem:.2f}x | {r['sample']:.3f} | "
-            f"{ref_sample / r['sample']:.2f}x faster |")
+            f"{_ratio(r['peak_gb'], ref_mem)} | {_activations(r):.2f} | {r['sample']:.3f} | "
+            f"{_ratio(ref_sample, r['sample'])} |")
     return "\n".join(rows)
+
+
+def _activations(r: dict) -> float:
+    """Peak memory above the import and the weights, gradients and Adam moments (GB)."""
+    return r["peak_gb"] - r["baseline_gb"] - r["static_gb"]
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
 
 
 def main() -> None:
@@ -224,15 +240,15 @@ def main() -> None:
     results = []
     for config in args.configs:
         for path in paths:
-            if path in ("invertible", "checkpoint") and config not in ("A", "C"):
-                continue  # the memory modes matter at depth; A and C show them
+            if config not in ONLY.get(path, CONFIGS):
+                continue
             t = time.time()
             r = run_worker(args, config, path)
             if r:
                 results.append(r)
                 print(f"  {config}/{path}: {r['img_s']:.1f} img/s, {r['gflops_s']:.0f} GFLOP/s, "
                       f"peak {r['peak_gb']:.2f} GB (import {r['baseline_gb']:.2f} GB, weights+"
-                      f"grads+Adam {r['static_gb']:.2f} GB), sample {r['sample']:.3f} s (first "
+                      f"grads+Adam {r['static_gb']:.2f} GB, rest {_activations(r):.2f} GB), sample {r['sample']:.3f} s (first "
                       f"{r['sample_first']:.3f} s)  [{time.time() - t:.0f} s]", flush=True)
     ceiling_after = conv_ceiling(args.device, args.threads)
     text = (f"Device: {device_name}. 3x3 convolution ceiling: {ceiling:.0f} GFLOP/s before, "

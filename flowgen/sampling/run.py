@@ -122,20 +122,26 @@ def run(cfg: DictConfig) -> list[Path]:
     pictures: dict[str, tuple] = {}  # file stem -> what to save
     extra: dict = {}  # what settings.json records beyond the settings
     results: dict | None = None  # mode=evaluate: evaluation.json
+    # precision=bf16: the coupling networks decode in bf16, the flow itself stays float32.
+    autocast = torch.autocast(settings.device.type, dtype=torch.bfloat16,
+                              enabled=settings.precision == "bf16")
     if settings.mode == "grid":
         check_level_temperatures(model, settings.level_temperatures)
-        grids = {f"grid-{temperature_tag(t)}":
-                 sample_images(model, settings.n, t, settings.seed, settings.batch_size,
-                               settings.label, settings.level_temperatures, settings.progress)
-                 for t in settings.temperatures}
+        with autocast:
+            grids = {f"grid-{temperature_tag(t)}":
+                     sample_images(model, settings.n, t, settings.seed, settings.batch_size,
+                                   settings.label, settings.level_temperatures,
+                                   settings.progress)
+                     for t in settings.temperatures}
         if settings.layout == "rows":  # one row per temperature, the same latents scaled
             grids = {"grid-temperatures": torch.cat(list(grids.values()))}
         for stem, images in grids.items():
             pictures[stem] = ("grid", _to_pixels(images, n_bits, "images"), settings.nrow)
     elif settings.mode == "interpolate":
         for stem, rows in _interpolation_rows(cfg, settings, model, n_bits).items():
-            frames = torch.stack([path_frames(model, zs, settings.steps, settings.method,
-                                              settings.batch_size) for zs in rows])
+            with autocast:  # the endpoints were encoded in float32; only decoding is bf16
+                frames = torch.stack([path_frames(model, zs, settings.steps, settings.method,
+                                                  settings.batch_size) for zs in rows])
             frames = _to_pixels(frames.flatten(0, 1), n_bits, "frames").reshape(frames.shape)
             pictures[stem] = ("interpolation", frames)  # [rows, frames, C, H, W]
         extra.update(frames_per_row=frames.shape[1],

@@ -21,14 +21,17 @@ LAYOUTS = ("files", "rows")
 #: Settings every mode records; the others only where their mode uses them (see ``to_json``).
 COMMON_KEYS = ("ckpt", "mode", "seed", "device", "batch_size", "out")
 MODE_KEYS = {
-    "grid": ("temperatures", "n", "nrow", "label", "level_temperatures", "layout"),
+    "grid": ("temperatures", "n", "nrow", "label", "level_temperatures", "layout", "precision"),
     "interpolate": ("temperatures", "endpoints", "n_endpoints", "indices", "images", "pairs",
-                    "method", "steps", "frame_ms", "gif_scale"),
+                    "method", "steps", "frame_ms", "gif_scale", "precision"),
     "reconstruct": ("indices", "images"),
     "manipulate": ("indices", "images", "attribute", "alphas", "max_images"),
     "evaluate": ("limit_batches",),
 }
 METHODS = ("linear", "slerp")
+#: Decoding precision: bf16 runs the coupling networks under bf16 autocast (the flow itself
+#: stays float32), ~2x faster on CPUs with AVX512-BF16 and on GPUs; pictures only.
+PRECISIONS = ("fp32", "bf16")
 ENDPOINTS = ("random", "data", "images", "pairs")
 #: interpolate: the settings each kind of endpoints reads (the others are left out of the record).
 ENDPOINT_KEYS = {"random": ("temperatures", "n_endpoints"), "data": ("indices",),
@@ -64,6 +67,7 @@ class Settings:
     limit_batches: int | None = None  # evaluate: only the first batches (None: the whole split)
     progress: bool = True  # progress bars (stderr) for runs of more than one batch
     ema: bool | None = None  # True: EMA weights, False: trained ones, None: EMA if any
+    precision: str = "fp32"  # grid/interpolate: fp32 | bf16 (coupling networks in bf16)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -190,8 +194,13 @@ def parse_settings(cfg: DictConfig) -> Settings:
     ema = cfg.get("ema", "auto")
     if not isinstance(ema, bool) and ema != "auto":
         raise ValueError(f"ema must be auto, true or false, got {ema!r}")
+    precision = _choice(cfg, "precision", PRECISIONS) if "precision" in cfg else "fp32"
+    if precision != "fp32" and mode not in ("grid", "interpolate"):
+        raise ValueError(f"precision={precision} is for pictures (mode=grid|interpolate); "
+                         f"mode={mode} needs exact float32 encoding: use precision=fp32")
     out = cfg.get("out")
     return Settings(
+        precision=precision,
         ckpt=resolve_ckpt(str(cfg.ckpt), cfg.paths.root_dir),
         mode=mode,
         temperatures=tuple(float(t) for t in temps),
