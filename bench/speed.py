@@ -248,7 +248,8 @@ def main() -> None:
                 results.append(r)
                 print(f"  {config}/{path}: {r['img_s']:.1f} img/s, {r['gflops_s']:.0f} GFLOP/s, "
                       f"peak {r['peak_gb']:.2f} GB (import {r['baseline_gb']:.2f} GB, weights+"
-                      f"grads+Adam {r['static_gb']:.2f} GB, rest {_activations(r):.2f} GB), sample {r['sample']:.3f} s (first "
+                      f"grads+Adam {r['static_gb']:.2f} GB, rest {_activations(r):.2f} GB), "
+                      f"sample {r['sample']:.3f} s (first "
                       f"{r['sample_first']:.3f} s)  [{time.time() - t:.0f} s]", flush=True)
     ceiling_after = conv_ceiling(args.device, args.threads)
     text = (f"Device: {device_name}. 3x3 convolution ceiling: {ceiling:.0f} GFLOP/s before, "
