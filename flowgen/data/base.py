@@ -170,7 +170,10 @@ class ImageDataModule(L.LightningDataModule):
         options = dict(num_workers=self.num_workers, pin_memory=self.pin_memory,
                        persistent_workers=self.num_workers > 0)
         if not train:
-            return DataLoader(dataset, batch_size=self.val_batch_size, **options)
+            # Its own generator: a validation iterator draws no worker seed from the global RNG,
+            # whose stream (the training noise) must not depend on when validation runs.
+            return DataLoader(dataset, batch_size=self.val_batch_size,
+                              generator=torch.Generator(), **options)
         return ResumableLoader(
             dataset,
             batch_size=self.batch_size,

@@ -88,10 +88,14 @@ class ResumeCheckpoint(ModelCheckpoint):
     training, and when SIGTERM stops the run (what SLURM sends before preemption or after a
     requeue).
 
-    On SIGTERM Lightning finishes the current training step and raises ``SIGTERMException``
-    (a ``SystemExit`` with code 0); this callback then saves the state after that step, so
-    ``ckpt_path=last`` resumes exactly there. Writes go through the trainer's checkpoint IO
-    (atomic in flowgen's trainer configs).
+    On SIGTERM Lightning finishes the current training step (and a validation under way) and
+    raises ``SIGTERMException`` (a ``SystemExit`` with code 0). This callback saves the state
+    after that step at the first point that Lightning 2.6 resumes from exactly: the end of the
+    step, else the end of the validation, else the exception if the epoch is not over yet. (A
+    state saved at or after an epoch's end resumes into the wrong epoch: if the signal lands in
+    the few milliseconds between this callback's step-end hook and the end of an epoch, the
+    previous ``last.ckpt`` is kept.) Writes go through the trainer's checkpoint IO (atomic in
+    flowgen's trainer configs).
     """
 
     def __init__(self, dirpath: str, every_n_train_steps: int = 100) -> None:
@@ -103,6 +107,16 @@ class ResumeCheckpoint(ModelCheckpoint):
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args)
+        if trainer.received_sigterm:
+            self._save_last_now(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if trainer.received_sigterm and trainer.state.fn == "fit":  # it came during validation
+            self._save_last_now(trainer)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save_last_now(trainer)  # the final step, whether or not it is a multiple of n
 
@@ -110,5 +124,8 @@ class ResumeCheckpoint(ModelCheckpoint):
                      exception: BaseException) -> None:
         # Only SIGTERM stops at a step boundary; another exception may leave a half-done step.
         if isinstance(exception, SIGTERMException):
-            self._save_last_now(trainer)
-            rank_zero_info(f"SIGTERM: saved step {trainer.global_step} to {self.last_model_path}")
+            epoch = trainer.fit_loop.epoch_progress.current
+            if epoch.processed < epoch.started:  # mid-epoch
+                self._save_last_now(trainer)  # unless saved at this step already
+            rank_zero_info(f"SIGTERM at step {trainer.global_step}; last checkpoint: "
+                           f"{self.last_model_path} (step {self._last_global_step_saved})")
