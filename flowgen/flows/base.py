@@ -27,6 +27,18 @@ class Flow(nn.Module):
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    def reconstruct(self, y: Tensor, cond: Tensor | None = None
+                    ) -> tuple[list[Tensor], Tensor, Tensor]:
+        """Backward without stored activations (:mod:`flowgen.flows.memory`): the input
+        recomputed from the output ``y``, as new leaves whose concatenation along channels is
+        ``x``, and ``forward(x)`` recomputed from them with autograd recording. Layers that
+        can share work between the two (couplings: one network evaluation) override it."""
+        with torch.no_grad():
+            x, _ = self.inverse(y, cond)
+        x = x.detach().requires_grad_()
+        y_again, logdet = self(x, cond)
+        return [x], y_again, logdet
+
 
 class FlowSequence(Flow):
     """Composition ``f_n ∘ ... ∘ f_1`` of flows; itself a flow.

@@ -26,24 +26,54 @@ class _ChannelCoupling(Flow):
         self.net = CouplingNet(self.split, self.net_outputs_per_channel * (channels - self.split),
                                hidden_channels)
 
-    def _halves(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _halves(self, x: Tensor) -> tuple[Tensor, Tensor]:
         check_image(x, type(self).__name__)
-        x_a, x_b = x[:, :self.split], x[:, self.split:]
+        return x[:, :self.split], x[:, self.split:]
+
+    def _net(self, x_a: Tensor, dtype: torch.dtype) -> Tensor:
         # Under autocast the net runs in bf16/fp16; the coupling itself stays in x's dtype, so
         # the map and its log-determinant are computed (and inverted) in full precision.
-        return x_a, x_b, self.net(x_a).to(x.dtype)
+        return self.net(x_a).to(dtype)
+
+    def _couple(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """``(y_b, logdet)`` from ``x_b`` and the net's output ``h``."""
+        raise NotImplementedError
+
+    def _uncouple(self, y_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """``(x_b, logdet of the inverse)`` from ``y_b`` and the net's output ``h``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x_a, x_b = self._halves(x)
+        y_b, logdet = self._couple(x_b, self._net(x_a, x.dtype))
+        return torch.cat([x_a, y_b], 1), logdet
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        y_a, y_b = self._halves(y)
+        x_b, logdet = self._uncouple(y_b, self._net(y_a, y.dtype))
+        return torch.cat([y_a, x_b], 1), logdet
+
+    def reconstruct(self, y: Tensor, cond: Tensor | None = None
+                    ) -> tuple[list[Tensor], Tensor, Tensor]:
+        # x_a == y_a, so one evaluation of the net serves both the inversion and the graph.
+        y_a, y_b = self._halves(y.detach())
+        x_a = y_a.requires_grad_()
+        h = self._net(x_a, y.dtype)
+        with torch.no_grad():
+            x_b = self._uncouple(y_b, h.detach())[0]
+        x_b.requires_grad_()
+        y_b, logdet = self._couple(x_b, h)
+        return [x_a, x_b], torch.cat([x_a, y_b], 1), logdet
 
 
 class AdditiveCoupling(_ChannelCoupling):
     """``y_b = x_b + t(x_a)``: volume preserving, ``logdet == 0`` (NICE)."""
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x_a, x_b, shift = self._halves(x)
-        return torch.cat([x_a, x_b + shift], 1), x.new_zeros(x.shape[0])
+    def _couple(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return x_b + h, x_b.new_zeros(x_b.shape[0])
 
-    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        y_a, y_b, shift = self._halves(y)
-        return torch.cat([y_a, y_b - shift], 1), y.new_zeros(y.shape[0])
+    def _uncouple(self, y_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        return y_b - h, y_b.new_zeros(y_b.shape[0])
 
 
 class AffineCoupling(_ChannelCoupling):
@@ -52,18 +82,15 @@ class AffineCoupling(_ChannelCoupling):
 
     net_outputs_per_channel = 2
 
-    def _shift_logscale(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        x_a, x_b, h = self._halves(x)
+    @staticmethod
+    def _shift_logscale(h: Tensor) -> tuple[Tensor, Tensor]:
         shift, raw = h.chunk(2, dim=1)
-        return x_a, x_b, shift, F.logsigmoid(raw + 2.0)
+        return shift, F.logsigmoid(raw + 2.0)
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x_a, x_b, shift, log_s = self._shift_logscale(x)
-        y_b = (x_b + shift) * log_s.exp()
-        return torch.cat([x_a, y_b], 1), log_s.flatten(1).sum(1)
+    def _couple(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        shift, log_s = self._shift_logscale(h)
+        return (x_b + shift) * log_s.exp(), log_s.flatten(1).sum(1)
 
-    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        y_a, y_b, shift, log_s = self._shift_logscale(y)
-        x_b = y_b * (-log_s).exp() - shift
-        return torch.cat([y_a, x_b], 1), -log_s.flatten(1).sum(1)
-
+    def _uncouple(self, y_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        shift, log_s = self._shift_logscale(h)
+        return y_b * (-log_s).exp() - shift, -log_s.flatten(1).sum(1)

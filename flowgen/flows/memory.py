@@ -69,7 +69,7 @@ class _InvertibleBackprop(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_logdet):
-        (y,) = ctx.saved_tensors
+        y = ctx.saved_tensors[0].detach()  # a plain tensor: the walk back is outside autograd
         flows, cond = ctx.flows, ctx.cond
         if grad_logdet is None:
             grad_logdet = torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
@@ -78,16 +78,17 @@ class _InvertibleBackprop(torch.autograd.Function):
         param_grads: list[Tensor | None] = []
         device, dtype, enabled = ctx.autocast
         for flow in reversed(flows):
-            with torch.no_grad(), torch.autocast(device, dtype, enabled=enabled):
-                x, _ = flow.inverse(y, cond)
             params = [p for p in flow.parameters() if p.requires_grad]
             with torch.enable_grad(), torch.autocast(device, dtype, enabled=enabled):
-                x = x.detach().requires_grad_()
-                y_again, ld = flow(x, cond)
+                leaves, y_again, ld = flow.reconstruct(y, cond)
                 pairs = [(out, g) for out, g in ((y_again, grad_y), (ld, grad_logdet))
                          if out.requires_grad]  # e.g. a Squeeze's logdet is a constant 0
-                grads = torch.autograd.grad([o for o, _ in pairs], [x, *params],
+                grads = torch.autograd.grad([o for o, _ in pairs], [*leaves, *params],
                                             [g for _, g in pairs], allow_unused=True)
-            grad_y, y = grads[0], x.detach()
-            param_grads[:0] = grads[1:]  # reversed walk: prepend to keep the forward order
+            n = len(leaves)
+            leaf_grads = [torch.zeros_like(leaf) if g is None else g
+                          for leaf, g in zip(leaves, grads[:n], strict=True)]
+            grad_y = torch.cat(leaf_grads, 1) if n > 1 else leaf_grads[0]
+            y = torch.cat([leaf.detach() for leaf in leaves], 1) if n > 1 else leaves[0].detach()
+            param_grads[:0] = grads[n:]  # reversed walk: prepend to keep the forward order
         return (grad_y, None, None, None, *param_grads)

@@ -50,6 +50,18 @@ class Split(Flow):
         eps = (z - mean) * torch.exp(-log_scale)
         return torch.cat([h, eps], 1), -self._logdet(z, log_scale)
 
+    def reconstruct(self, y: Tensor, cond: Tensor | None = None
+                    ) -> tuple[list[Tensor], Tensor, Tensor]:
+        # h passes through: one evaluation of the prior serves the inversion and the graph.
+        h, eps = y.detach()[:, :self.kept], y.detach()[:, self.kept:]
+        h.requires_grad_()
+        mean, log_scale = self._prior(h, cond)
+        with torch.no_grad():
+            z = eps * log_scale.exp() + mean
+        z.requires_grad_()
+        eps_again = (z - mean) * torch.exp(-log_scale)
+        return [h, z], torch.cat([h, eps_again], 1), -self._logdet(z, log_scale)
+
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(y, "Split.inverse")
         h, eps = y[:, :self.kept], y[:, self.kept:]

@@ -11,6 +11,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from flowgen.perf import keep_freed_memory
 from flowgen.training.module import FlowModule
 from flowgen.training.resume import RandomState
 
@@ -38,6 +39,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
 def train(cfg: DictConfig) -> dict[str, float | str]:
     """Fit the model; return the final metrics (``train/bpd``, ``val/bpd``, ...), the number of
     steps and the checkpoint paths."""
+    keep_freed_memory()  # a training step re-allocates the same buffers: see bench/speed.py
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule, module, trainer = build(cfg)
