@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -118,3 +119,18 @@ def test_wandb_logs_offline_with_sample_images(tmp_path, monkeypatch):
     assert len(runs) == 1
     assert list(runs[0].rglob("samples_*.png")), "the sample grid was not logged to W&B"
     assert list(runs[0].rglob("interpolation_*.png")), "the interpolation was not logged to W&B"
+
+
+def test_bf16_mixed_and_invertible_memory_train_through_the_real_config(tmp_path):
+    """The speed and memory options as users set them: bf16 autocast (flow kept in float32)
+    with model.memory=invertible trains to a finite bpd and a checkpoint that samples in
+    float32."""
+    from flowgen.models import load_model
+
+    cfg = compose_train(["trainer.precision=bf16-mixed", "model.memory=invertible",
+                         "channels_last=true"], tmp_path)
+    metrics = train(cfg)
+    assert metrics["step"] == 4 and math.isfinite(metrics["train/bpd"])
+    model, _ = load_model(metrics["last_checkpoint"])
+    assert model.config["memory"] == "invertible"
+    assert torch.isfinite(model.sample(2, 0.7)).all()
