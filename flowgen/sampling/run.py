@@ -182,9 +182,13 @@ def run(cfg: DictConfig) -> list[Path]:
         val_set = load_val_set(cfg.data)
         check_data_shape(val_set, model.in_shape)
         bpd, n_images = evaluate_bpd(model, n_bits, val_set, settings.batch_size, settings.seed,
-                                     settings.limit_batches, settings.progress)
-        print(f"bpd: {bpd:.6f} ({n_images} validation images, seed {settings.seed})")
+                                     settings.limit_batches, settings.progress,
+                                     settings.noise_seed)
+        noise = (f"noise_seed {settings.noise_seed}" if settings.noise_seed is not None
+                 else f"seed {settings.seed}")
+        print(f"bpd: {bpd:.6f} ({n_images} validation images, {noise})")
         results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
+                   "noise_seed": settings.noise_seed,
                    "batch_size": settings.batch_size, "limit_batches": settings.limit_batches,
                    "ckpt": str(settings.ckpt), "n_bits": n_bits, "arch": meta.get("arch"),
                    "conditional": bool(getattr(model, "num_classes", 0)), "ema": meta["ema"],

@@ -26,7 +26,7 @@ MODE_KEYS = {
                     "method", "steps", "frame_ms", "gif_scale", "precision"),
     "reconstruct": ("indices", "images"),
     "manipulate": ("indices", "images", "attribute", "alphas", "max_images"),
-    "evaluate": ("limit_batches",),
+    "evaluate": ("limit_batches", "noise_seed"),
 }
 METHODS = ("linear", "slerp")
 #: Decoding precision: bf16 runs the coupling networks under bf16 autocast (the flow itself
@@ -65,6 +65,7 @@ class Settings:
     alphas: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)  # manipulate: edit strengths
     max_images: int = 1000  # manipulate: validation images averaged for the direction
     limit_batches: int | None = None  # evaluate: only the first batches (None: the whole split)
+    noise_seed: int | None = None  # evaluate: the fixed noise of a run with val_noise_seed
     progress: bool = True  # progress bars (stderr) for runs of more than one batch
     ema: bool | None = None  # True: EMA weights, False: trained ones, None: EMA if any
     precision: str = "fp32"  # grid/interpolate: fp32 | bf16 (coupling networks in bf16)
@@ -188,6 +189,9 @@ def parse_settings(cfg: DictConfig) -> Settings:
     limit_batches = cfg.get("limit_batches")
     if limit_batches is not None:
         limit_batches = _int(cfg, "limit_batches", 1)
+    noise_seed = cfg.get("noise_seed")
+    if noise_seed is not None:
+        noise_seed = _int(cfg, "noise_seed", 0)
     progress = cfg.get("progress")
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be true or false, got {progress!r}")
@@ -226,6 +230,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         alphas=_numbers(cfg, "alphas"),
         max_images=_int(cfg, "max_images", 2),
         limit_batches=limit_batches,
+        noise_seed=noise_seed,
         progress=progress,
         ema=None if ema == "auto" else ema,
     )

@@ -154,3 +154,32 @@ def test_evaluate_equals_lightning_validation_bpd(tmp_path):
         assert abs(result["bpd"] - logged) < 1e-5, (seed, result["bpd"], logged)
         results[seed] = result["bpd"]
     assert results[7] != results[8]  # the seed does pick the noise
+
+
+def test_evaluate_with_noise_seed_equals_a_val_noise_seed_run_at_any_batch_size(tmp_path):
+    """A run trained with val_noise_seed=k logs val/bpd with fixed noise: mode=evaluate
+    noise_seed=k reproduces it, whatever the evaluation batch size."""
+    metrics = train(compose_train(["data.batch_size=16", "val_noise_seed=5",
+                                   "trainer.limit_val_batches=2"], tmp_path))
+    path = tmp_path / "ckpt" / "last.ckpt"
+    model, meta = load_model(path)
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(compose_train(["data.batch_size=16"], tmp_path).data)
+    trainer = L.Trainer(accelerator="cpu", logger=False, limit_val_batches=2,
+                        enable_progress_bar=False, enable_model_summary=False)
+    logged = trainer.validate(FlowModule(model, n_bits=meta["n_bits"], val_noise_seed=5),
+                              datamodule=datamodule, verbose=False)[0]["val/bpd"]
+    assert metrics["step"] == 4
+    values = []
+    for batch_size, limit in ((16, 2), (8, 4)):
+        written = run(compose([f"ckpt={path}", "mode=evaluate", "noise_seed=5",
+                               f"batch_size={batch_size}", f"limit_batches={limit}",
+                               f"out={tmp_path / f'eval{batch_size}'}"]))
+        result = json.loads(written[0].read_text())
+        assert result["noise_seed"] == 5 and result["n_images"] == 32
+        values.append(result["bpd"])
+    assert abs(values[0] - logged) < 1e-5 and abs(values[1] - logged) < 1e-5
+    other = run(compose([f"ckpt={path}", "mode=evaluate", "noise_seed=6", "batch_size=16",
+                         "limit_batches=2", f"out={tmp_path / 'eval-other'}"]))
+    assert json.loads(other[0].read_text())["bpd"] != values[0]  # the seed picks the noise
