@@ -21,6 +21,10 @@ class Flow(nn.Module):
     optional conditioning input (e.g. a class label) that layers may ignore.
     """
 
+    #: False for layers whose training-mode forward is not inverted by ``inverse`` (batch
+    #: statistics): they cannot be trained with ``memory=invertible``.
+    invertible_in_training: bool = True
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 

@@ -26,6 +26,8 @@ class BatchNormFlow(Flow):
     Under ``torch.distributed`` the batch statistics are per rank (like ``nn.BatchNorm2d``).
     """
 
+    invertible_in_training = False  # batch statistics: see inverse
+
     def __init__(self, channels: int, momentum: float = 0.05, eps: float = 1e-5):
         super().__init__()
         if not 0 < momentum <= 1:

@@ -32,6 +32,10 @@ def invertible_forward(flows: Sequence[Flow], x: Tensor, cond: Tensor | None
     statistics). Under bf16 autocast the coupling networks' outputs are rounded to bf16, so the
     reconstruction, and with it the gradients, carry bf16-sized errors (~1e-3).
     """
+    for flow in flows:
+        if not flow.invertible_in_training:
+            raise ValueError(f"{type(flow).__name__} is not invertible in training mode (batch "
+                             f"statistics): train it with memory=store or memory=checkpoint")
     params = [p for flow in flows for p in flow.parameters() if p.requires_grad]
     return _InvertibleBackprop.apply(x, cond, tuple(flows), len(params), *params)
 

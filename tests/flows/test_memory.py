@@ -90,3 +90,14 @@ def test_memory_mode_is_checked_and_ignored_outside_training():
         level.memory = "store"
     with torch.no_grad():
         assert torch.equal(model.log_prob(x), eval_lp)
+
+
+def test_invertible_mode_refuses_batch_statistics():
+    from flowgen.models.realnvp import RealNVP
+
+    model = RealNVP(in_channels=1, image_size=8, levels=2, hidden_channels=8, res_blocks=1)
+    for level in model.levels:
+        level.memory = "invertible"
+    model.train()
+    with pytest.raises(ValueError, match="BatchNormFlow is not invertible in training mode"):
+        model.log_prob(torch.rand(2, 1, 8, 8) - 0.5)
