@@ -20,38 +20,7 @@ from flowgen.flows import (
 )
 from flowgen.models import MODELS, load_model, model_metadata
 from flowgen.models.realnvp import RealNVP
-from tests.conftest import brute_force_logabsdet, flat, perturb_, trained_like
-
-CONFIGS = {
-    "4x4-grey": dict(in_channels=1, image_size=4, levels=2, hidden_channels=8, res_blocks=1),
-    "4x4-rgb-actnorm-learned": dict(in_channels=3, image_size=4, levels=2, hidden_channels=8,
-                                    res_blocks=1, norm="actnorm", prior="learned"),
-    "8x8-grey-3-levels": dict(in_channels=1, image_size=8, levels=3, hidden_channels=8,
-                              res_blocks=2),
-}
-
-
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_realnvp_round_trip(name):
-    model, x = trained_like(RealNVP, CONFIGS[name])
-    zs, logdet = model(x)
-    assert [tuple(z.shape[1:]) for z in zs] == model.latent_shapes
-    assert flat(zs).shape[1] == model.num_dims
-    x_back, logdet_inv = model.inverse(zs)
-    torch.testing.assert_close(x_back, x, rtol=0, atol=1e-10)
-    torch.testing.assert_close(logdet + logdet_inv, torch.zeros_like(logdet), rtol=0, atol=1e-10)
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_realnvp_logdet_and_log_prob_match_brute_force(name):
-    model, x = trained_like(RealNVP, CONFIGS[name])
-    zs, logdet = model(x[:2])
-    expected = brute_force_logabsdet(lambda v: flat(model(v)[0]), x[:2])
-    torch.testing.assert_close(logdet, expected, rtol=0, atol=1e-8)
-    normal = torch.distributions.Normal(0.0, 1.0).log_prob(flat(zs)).sum(1)
-    torch.testing.assert_close(model.log_prob(x[:2]), normal + expected, rtol=0, atol=1e-8)
+from tests.conftest import brute_force_logabsdet, perturb_, trained_like
 
 
 def test_batchnorm_train_mode_uses_batch_statistics_and_their_jacobian():
