@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from flowgen.data import bits_per_dim, preprocess
+from flowgen.data import bits_per_dim
 from flowgen.flows import AdditiveMLPCoupling, DiagonalScaling
 from flowgen.models import MODELS, load_model, model_metadata
 from flowgen.models.nice import NICE
@@ -88,22 +88,6 @@ def test_nice_checkpoint_rebuild(tmp_path, prior):
     loaded, meta = load_model(path)
     assert meta["arch"] == "nice" and loaded.prior == prior
     torch.testing.assert_close(loaded.log_prob(x), model.eval().log_prob(x), rtol=0, atol=0)
-
-
-def test_nice_trains_without_nans():
-    model = NICE(in_channels=1, image_size=8, hidden_features=32, hidden_layers=2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    pixels = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8)
-    losses = []
-    for _ in range(20):
-        bpd = bits_per_dim(model.log_prob(preprocess(pixels)), model.num_dims).mean()
-        assert torch.isfinite(bpd)
-        optimizer.zero_grad()
-        bpd.backward()
-        optimizer.step()
-        losses.append(bpd.item())
-    assert losses[-1] < losses[0]
-    assert torch.isfinite(model.sample(2, 0.7)).all()
 
 
 def test_nice_config_builds_the_model():

@@ -3,12 +3,9 @@ and a few training steps."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from flowgen.data import bits_per_dim, preprocess
 from flowgen.flows import (
     ActNorm,
     BatchNormFlow,
@@ -111,26 +108,6 @@ def test_realnvp_checkpoint_rebuild(tmp_path, norm):
     loaded, meta = load_model(path)
     assert meta["arch"] == "realnvp" and meta["n_bits"] == 5 and not loaded.training
     torch.testing.assert_close(loaded.log_prob(x), model.log_prob(x), rtol=0, atol=0)
-
-
-def test_realnvp_trains_without_nans():
-    torch.manual_seed(0)
-    model = RealNVP(in_channels=3, image_size=8, levels=2, hidden_channels=8, res_blocks=1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    pixels = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
-    losses = []
-    model.train()
-    for _ in range(20):
-        bpd = bits_per_dim(model.log_prob(preprocess(pixels)), model.num_dims).mean()
-        assert torch.isfinite(bpd)
-        optimizer.zero_grad()
-        bpd.backward()
-        optimizer.step()
-        losses.append(bpd.item())
-    assert losses[-1] < losses[0]
-    model.eval()
-    assert torch.isfinite(model.log_prob(preprocess(pixels))).all()
-    assert math.isfinite(model.sample(2, 0.7).abs().max().item())
 
 
 def test_realnvp_config_builds_the_model():
