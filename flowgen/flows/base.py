@@ -44,6 +44,17 @@ class Flow(nn.Module):
         return [x], y_again, logdet
 
 
+def compose(flows: Iterable[Flow], x: Tensor, cond: Tensor | None, call=None
+            ) -> tuple[Tensor, Tensor]:
+    """``flows`` applied in order to ``x`` -> ``(y, summed logdet)``; ``call(flow, x, cond)``
+    replaces ``flow(x, cond)`` (e.g. gradient checkpointing)."""
+    logdet = x.new_zeros(x.shape[0])
+    for flow in flows:
+        x, ld = flow(x, cond) if call is None else call(flow, x, cond)
+        logdet = logdet + ld
+    return x, logdet
+
+
 class FlowSequence(Flow):
     """Composition ``f_n ∘ ... ∘ f_1`` of flows; itself a flow.
 
@@ -76,11 +87,7 @@ class FlowSequence(Flow):
 
             run = invertible_forward if self._memory == "invertible" else checkpointed_forward
             return run(list(self.flows), x, cond)
-        logdet = x.new_zeros(x.shape[0])
-        for flow in self.flows:
-            x, ld = flow(x, cond)
-            logdet = logdet + ld
-        return x, logdet
+        return compose(self.flows, x, cond)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdet = y.new_zeros(y.shape[0])

@@ -10,11 +10,11 @@ from flowgen.flows.base import Flow, check_image, per_sample
 
 
 def _channel_mix(x: Tensor, weight: Tensor) -> Tensor:
-    """``W x`` at every pixel, in ``x``'s dtype even under autocast: a bf16 ``W`` would no longer
-    be the matrix whose log-determinant the layer reports, nor exactly invertible."""
+    """``W x`` at every pixel, in ``x``'s dtype. Callers disable autocast around it and around
+    building ``W``: a bf16 ``W`` would no longer be the matrix whose log-determinant the layer
+    reports, nor exactly invertible."""
     c = weight.shape[0]
-    with torch.autocast(x.device.type, enabled=False):
-        return F.conv2d(x, weight.to(x.dtype).view(c, c, 1, 1))
+    return F.conv2d(x, weight.to(x.dtype).view(c, c, 1, 1))
 
 
 def _random_rotation(channels: int) -> Tensor:
@@ -51,16 +51,16 @@ class _Conv1x1(Flow):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(x, type(self).__name__)
-        with torch.autocast(x.device.type, enabled=False):  # W itself in full precision
+        with torch.autocast(x.device.type, enabled=False):  # W and W x in full precision
             weight, logabsdet = self.weight_and_logabsdet()
-        y = _channel_mix(x, weight)
+            y = _channel_mix(x, weight)
         return y, per_sample(logabsdet.to(x.dtype) * (x.shape[2] * x.shape[3]), x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(y, type(self).__name__ + ".inverse")
         with torch.autocast(y.device.type, enabled=False):
             inverse_weight, logabsdet = self.inverse_weight()
-        x = _channel_mix(y, inverse_weight)
+            x = _channel_mix(y, inverse_weight)
         return x, per_sample(-logabsdet.to(y.dtype) * (y.shape[2] * y.shape[3]), y.shape[0])
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from flowgen.flows.base import Flow
+from flowgen.flows.base import Flow, compose
 
 #: ``memory=`` choices of :class:`~flowgen.flows.FlowSequence` (and of the models built on it).
 MEMORY_MODES = ("store", "checkpoint", "invertible")
@@ -37,32 +37,26 @@ def invertible_forward(flows: Sequence[Flow], x: Tensor, cond: Tensor | None
             raise ValueError(f"{type(flow).__name__} is not invertible in training mode (batch "
                              f"statistics): train it with memory=store or memory=checkpoint")
     params = [p for flow in flows for p in flow.parameters() if p.requires_grad]
-    return _InvertibleBackprop.apply(x, cond, tuple(flows), len(params), *params)
+    return _InvertibleBackprop.apply(x, cond, tuple(flows), *params)
 
 
 def checkpointed_forward(flows: Sequence[Flow], x: Tensor, cond: Tensor | None
                          ) -> tuple[Tensor, Tensor]:
     """``flows`` applied in order, each under gradient checkpointing: only the layer inputs are
     stored, everything inside a layer (the coupling networks' hidden activations) is recomputed."""
-    logdet = x.new_zeros(x.shape[0])
-    for flow in flows:
-        x, ld = checkpoint(flow, x, cond, use_reentrant=False)
-        logdet = logdet + ld
-    return x, logdet
+    return compose(flows, x, cond,
+                   lambda flow, x, cond: checkpoint(flow, x, cond, use_reentrant=False))
 
 
 class _InvertibleBackprop(torch.autograd.Function):
-    """``forward(x, cond, flows, n_params, *params) -> (y, logdet)``; the parameters are inputs
+    """``forward(x, cond, flows, *params) -> (y, logdet)``; the parameters are inputs
     so that autograd (and DDP's gradient hooks) see their gradients as ordinary outputs of
     backward, never as side effects."""
 
     @staticmethod
-    def forward(ctx, x, cond, flows, n_params, *params):
+    def forward(ctx, x, cond, flows, *params):
         with torch.no_grad():
-            logdet = x.new_zeros(x.shape[0])
-            for flow in flows:
-                x, ld = flow(x, cond)
-                logdet = logdet + ld
+            x, logdet = compose(flows, x, cond)
         ctx.flows, ctx.cond = flows, cond
         # Backward runs outside autocast: recompute under the forward's autocast state.
         device = x.device.type
@@ -95,4 +89,4 @@ class _InvertibleBackprop(torch.autograd.Function):
             grad_y = torch.cat(leaf_grads, 1) if n > 1 else leaf_grads[0]
             y = torch.cat([leaf.detach() for leaf in leaves], 1) if n > 1 else leaves[0].detach()
             param_grads[:0] = grads[n:]  # reversed walk: prepend to keep the forward order
-        return (grad_y, None, None, None, *param_grads)
+        return (grad_y, None, None, *param_grads)

@@ -40,6 +40,14 @@ class Split(Flow):
             mean, log_scale = mean + dm, log_scale + ds
         return mean, log_scale
 
+    @staticmethod
+    def _standardise(z: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
+        return (z - mean) * torch.exp(-log_scale)
+
+    @staticmethod
+    def _unstandardise(eps: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
+        return eps * log_scale.exp() + mean
+
     def _logdet(self, z: Tensor, log_scale: Tensor) -> Tensor:
         return log_scale.expand_as(z).flatten(1).sum(1)
 
@@ -47,7 +55,7 @@ class Split(Flow):
         check_image(x, "Split")
         h, z = x[:, :self.kept], x[:, self.kept:]
         mean, log_scale = self._prior(h, cond)
-        eps = (z - mean) * torch.exp(-log_scale)
+        eps = self._standardise(z, mean, log_scale)
         return torch.cat([h, eps], 1), -self._logdet(z, log_scale)
 
     def reconstruct(self, y: Tensor, cond: Tensor | None = None
@@ -57,14 +65,14 @@ class Split(Flow):
         h.requires_grad_()
         mean, log_scale = self._prior(h, cond)
         with torch.no_grad():
-            z = eps * log_scale.exp() + mean
+            z = self._unstandardise(eps, mean, log_scale)
         z.requires_grad_()
-        eps_again = (z - mean) * torch.exp(-log_scale)
+        eps_again = self._standardise(z, mean, log_scale)
         return [h, z], torch.cat([h, eps_again], 1), -self._logdet(z, log_scale)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(y, "Split.inverse")
         h, eps = y[:, :self.kept], y[:, self.kept:]
         mean, log_scale = self._prior(h, cond)
-        z = eps * log_scale.exp() + mean
+        z = self._unstandardise(eps, mean, log_scale)
         return torch.cat([h, z], 1), self._logdet(z, log_scale)

@@ -132,13 +132,13 @@ class FlowModule(L.LightningModule):
                              generator: torch.Generator | None = None) -> Tensor:
         """``steps`` images ``[steps, C, H, W]`` in ``[0, 1]`` decoded along the straight line
         between two latents drawn at ``temperature`` (every level)."""
+        from flowgen.sampling.interpolate import interpolate_latents  # sampling imports training
+
         was_training = self.model.training
         self.model.eval()
         try:
             a, b = (self.model.sample_latents(1, temperature, generator) for _ in range(2))
-            t = torch.linspace(0, 1, steps, device=a[0].device, dtype=a[0].dtype)
-            shape = (-1, 1, 1, 1)
-            zs = [za + (zb - za) * t.view(shape) for za, zb in zip(a, b, strict=True)]
+            zs = interpolate_latents(a, b, steps, method="linear")
             return postprocess(self.model.decode(zs), self.n_bits)
         finally:
             self.model.train(was_training)
