@@ -3,9 +3,6 @@ non-zero exit and nothing that was there before changed (one process per row, al
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +11,7 @@ import torch
 from PIL import Image
 
 from flowgen.models import Glow, model_metadata
-from tests.conftest import ROOT
-
-TINY = ["model.steps=1", "model.hidden_channels=4", "trainer.max_steps=1",
-        "trainer.accelerator=cpu", "logger=csv", "data.batch_size=4", "data.num_workers=0"]
+from tests.cli.harness import Case, check_case, run_cases
 
 
 def _npz(path: Path, size: int, channels: int = 1, n: int = 8) -> Path:
@@ -132,47 +126,12 @@ def _cases(tmp: Path) -> dict[str, tuple[str, list[str], int, str]]:
     }
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """name -> (case, returncode, stderr, files before, files after), all processes at once.
-
-    Every run gets its own folder holding an earlier run's checkpoint and samples (``ckpt/`` is
-    its checkpoint dir, ``out/`` sample.py's ``out`` unless the row sets one), and runs in an
-    empty working directory ``cwd/``: after the run, that folder must be byte for byte as it
-    was, and the shared inputs under ``data/`` too."""
     tmp = tmp_path_factory.mktemp("bad_inputs")
-    cases = _cases(tmp)
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
-           "PYTHONWARNINGS": "ignore"}
-    procs, before = {}, {}
-    for name, (script, args, _, _) in cases.items():
-        folder = tmp / name
-        for sub in ("ckpt", "out", "cwd"):
-            (folder / sub).mkdir(parents=True)
-        (folder / "ckpt" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
-        (folder / "out" / "grid-T0.70.png").write_bytes(b"an earlier sample")
-        if script == "train.py":
-            args = [*TINY, *args, f"hydra.run.dir={folder / 'run'}",
-                    f"paths.checkpoint_dir={folder / 'ckpt'}"]
-        else:
-            args = ["device=cpu", f"out={folder / 'out'}", *args]  # a row's out= wins
-        before[name] = _snapshot(folder)
-        procs[name] = subprocess.Popen([sys.executable, str(ROOT / script), *args],
-                                       cwd=folder / "cwd", env=env, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    data_before = _snapshot(tmp / "data")
-    results = {}
-    for name, proc in procs.items():
-        _, stderr = proc.communicate(timeout=300)
-        results[name] = (cases[name], proc.returncode, stderr, before[name],
-                         _snapshot(tmp / name))
-    assert _snapshot(tmp / "data") == data_before
-    return results
+    cases = {name: Case(script, args, code, message)
+             for name, (script, args, code, message) in _cases(tmp).items()}
+    return run_cases(cases, tmp, shared=tmp / "data")
 
 
 ROWS = [
@@ -192,15 +151,4 @@ def test_every_row_is_tested(runs):
 
 @pytest.mark.parametrize("name", ROWS)
 def test_bad_input_one_line_error_nonzero_exit_nothing_lost(runs, name):
-    (script, _, code, message), returncode, stderr, before, after = runs[name]
-    assert returncode == code, (name, stderr)
-    lines = stderr.strip().splitlines()
-    assert "Traceback" not in stderr, (name, stderr)
-    if code == 2:  # ours: the last line is the one error line
-        assert lines[-1].startswith("error: ") and message in lines[-1], (name, stderr)
-        if script == "sample.py":
-            assert lines == [lines[-1]], (name, stderr)  # sample.py says nothing else
-    else:  # Hydra's own message for an unknown key, before anything runs
-        assert message in stderr, (name, stderr)
-    # nothing pre-existing changed; a failing run adds nothing but Hydra's run folder (train.py)
-    assert {k: v for k, v in after.items() if not k.startswith("run/")} == before, name
+    check_case(name, runs[name])

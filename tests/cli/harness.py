@@ -1,0 +1,108 @@
+"""Run bad inputs through the real ``train.py``/``sample.py`` and check what a user sees.
+
+A case is ``Case(script, args, code, message)``: the process must exit with ``code``, end its
+stderr with one ``error: ...`` line containing ``message`` (code 2) or print ``message`` (Hydra's
+own errors, code 1), show no traceback, and leave every file that existed before byte-identical.
+Each case runs in its own folder holding an earlier run's files (``ckpt/`` the checkpoint dir,
+``out/`` sample.py's ``out``, ``cwd/`` the working directory); all cases of a module run at once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+#: The smallest training run: one step of a tiny model, CSV logs.
+TINY = ["model.steps=1", "model.hidden_channels=4", "trainer.max_steps=1",
+        "trainer.accelerator=cpu", "logger=csv", "data.batch_size=4", "data.num_workers=0"]
+
+
+@dataclass
+class Case:
+    script: str  # "train.py" | "sample.py"
+    args: list[str]
+    code: int  # 2: flowgen's one-line error; 1: Hydra's own message
+    message: str  # what the last stderr line (code 2) or stderr (code 1) contains
+    # Run before the command (gets the case's folder): plant files the case needs.
+    prepare: Callable[[Path], None] | None = None
+    # Extra arguments computed from the case's folder (e.g. paths inside it).
+    args_in: Callable[[Path], list[str]] | None = None
+    tiny: bool = True  # train.py: prepend TINY
+    own_dirs: bool = True  # train.py: checkpoint dir and Hydra run dir inside the case folder
+    env: dict[str, str] = field(default_factory=dict)
+    preexec: Callable[[], None] | None = None  # e.g. resource limits, in the child
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_cases(cases: dict[str, Case], tmp: Path, shared: Path | None = None,
+              timeout: float = 300) -> dict[str, tuple[Case, int, str, dict, dict]]:
+    """Run every case at once; name -> (case, returncode, stderr, files before, files after).
+    ``shared``: a folder of inputs all cases read, which must not change either."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+           "PYTHONWARNINGS": "ignore"}
+    procs, before = {}, {}
+    for name, case in cases.items():
+        folder = tmp / name
+        for sub in ("ckpt", "out", "cwd"):
+            (folder / sub).mkdir(parents=True)
+        (folder / "ckpt" / "last.ckpt").write_bytes(b"an earlier run's checkpoint")
+        (folder / "out" / "grid-T0.70.png").write_bytes(b"an earlier sample")
+        if case.prepare is not None:
+            case.prepare(folder)
+        args = list(case.args) + (case.args_in(folder) if case.args_in else [])
+        if case.script == "train.py":
+            own = [f"hydra.run.dir={folder / 'run'}",
+                   f"paths.checkpoint_dir={folder / 'ckpt'}"] if case.own_dirs else []
+            args = [*(TINY if case.tiny else []), *args, *own]
+        else:
+            args = ["device=cpu", f"out={folder / 'out'}", *args]  # a case's out= wins
+        before[name] = snapshot(folder)
+        procs[name] = subprocess.Popen([sys.executable, str(ROOT / case.script), *args],
+                                       cwd=folder / "cwd", env={**env, **case.env}, text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       preexec_fn=case.preexec)
+    shared_before = snapshot(shared) if shared is not None else None
+    results = {}
+    for name, proc in procs.items():
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+            stderr += f"\n[harness] killed after {timeout} s"
+        results[name] = (cases[name], proc.returncode, stderr, before[name],
+                         snapshot(tmp / name))
+    if shared is not None:
+        assert snapshot(shared) == shared_before, "a shared input file changed"
+    return results
+
+
+def check_case(name: str, result: tuple[Case, int, str, dict, dict]) -> None:
+    """The assertions every bad input must pass (see the module docstring)."""
+    case, returncode, stderr, before, after = result
+    assert returncode == case.code, (name, returncode, stderr)
+    assert "Traceback" not in stderr, (name, stderr)
+    lines = stderr.strip().splitlines()
+    if case.code == 2:  # ours: the last line is the one error line
+        assert lines and lines[-1].startswith("error: "), (name, stderr)
+        assert case.message in lines[-1], (name, case.message, stderr)
+        if case.script == "sample.py":
+            assert lines == [lines[-1]], (name, stderr)  # sample.py says nothing else
+    else:  # Hydra's own message for an unknown key, before anything runs
+        assert case.message in stderr, (name, stderr)
+    # nothing pre-existing changed, and nothing was added but Hydra's run folder (train.py)
+    changed = sorted(k for k, v in before.items() if after.get(k) != v)
+    assert not changed, (name, "changed or removed:", changed)
+    added = sorted(k for k in after if k not in before and not k.startswith("run/"))
+    assert not added, (name, "added:", added)
