@@ -191,6 +191,37 @@ class ImageDataModule(L.LightningDataModule):
                                             rank=trainer.global_rank, shuffle=True, seed=seed)
         return SeededRandomSampler(dataset, seed)
 
+    def check_splits(self, num_replicas: int = 1) -> None:
+        """Set up and raise ``ValueError`` when a split cannot give training or validation a
+        batch (``num_replicas`` processes each load ``batch_size`` images per step).
+
+        Training takes whole batches only (``drop_last``) and a distributed sampler gives each
+        process ``ceil(n / num_replicas)`` images (padding by repeats), so fewer than
+        ``batch_size`` per process would train for 0 steps and exit as if it had finished.
+        Validation pads the same way, so it needs one image in all.
+        """
+        self.setup("fit")
+        n_train, n_val = len(self.train_set), len(self.val_set)
+        per_process = -(-n_train // num_replicas)
+        if per_process < self.batch_size:
+            what, grow = self.describe_split(train=True)
+            batch = f"data.batch_size={self.batch_size}"
+            if num_replicas > 1:
+                batch += f" per process ({num_replicas} processes get {per_process} each)"
+            fit = n_train // num_replicas
+            fix = (f"lower data.batch_size to {fit} or {grow}" if fit
+                   else f"use fewer devices or {grow}" if n_train else grow)
+            raise ValueError(f"the {what} has {n_train} images, fewer than one batch of "
+                             f"{batch}: training would make 0 steps; {fix}")
+        if n_val == 0:
+            what, grow = self.describe_split(train=False)
+            raise ValueError(f"the {what} has no images, so val/bpd (which picks the best "
+                             f"checkpoint) could never be measured; {grow}")
+
+    def describe_split(self, train: bool) -> tuple[str, str]:
+        """(what the split is, how to make it larger) for :meth:`check_splits`' messages."""
+        return ("training split" if train else "validation split", "add images")
+
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
 

@@ -66,3 +66,7 @@ class NpzDataModule(ImageDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             self.train_set, self.val_set = load_npz(self.path, self.image_size)
+
+    def describe_split(self, train: bool) -> tuple[str, str]:
+        key = "x_train" if train else "x_test"
+        return f"{key} of {self.path}", f"add images to {key}"

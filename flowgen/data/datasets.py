@@ -47,6 +47,34 @@ def _npy_header(npz: np.lib.npyio.NpzFile, key: str) -> tuple[tuple[int, ...], n
     return shape, dtype
 
 
+#: How to make uint8 pixels from an array of another kind (numpy's dtype.kind).
+_UINT8_HOW = {
+    "f": "if in [0, 1]: (x * 255).round().astype(np.uint8)",
+    "i": "if in 0..255: x.astype(np.uint8); if 16-bit: (x // 257).astype(np.uint8)",
+    "b": "x.astype(np.uint8) * 255",
+}
+_UINT8_HOW["u"] = _UINT8_HOW["i"]
+
+
+def _check_images(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse an image array flowgen would misread: not uint8, not [N,H,W(,C)] with C 1 or 3,
+    not square, or no images at all."""
+    if dtype != np.uint8:
+        how = _UINT8_HOW.get(dtype.kind, "save the pixels as an 8-bit array")
+        raise ValueError(f"{path}: {key} has dtype {dtype}, need uint8 pixels 0..255 ({how})")
+    if len(shape) not in (3, 4):
+        raise ValueError(f"{path}: {key} has shape {shape} ({len(shape)} dims), "
+                         f"need [N,H,W] (grey) or [N,H,W,C] (colour, channels last)")
+    if shape[1] != shape[2]:
+        raise ValueError(f"{path}: {key} images are {shape[1]}x{shape[2]}, need square "
+                         f"images (NHWC layout expected; NCHW must be transposed)")
+    if len(shape) == 4 and shape[3] not in (1, 3):
+        raise ValueError(f"{path}: {key} images have {shape[3]} channels, need 1 (grey) or 3 "
+                         f"(RGB), channels last: drop or merge the others (e.g. x[..., :3])")
+    if shape[0] == 0 or 0 in shape[1:3]:
+        raise ValueError(f"{path}: {key} holds no images (shape {shape}): it needs at least one")
+
+
 def inspect_npz(path: Path) -> tuple[int, int]:
     """Validate keys, dtypes and shapes from the headers only; return (channels, size)."""
     if not path.is_file():
@@ -66,25 +94,31 @@ def inspect_npz(path: Path) -> tuple[int, int]:
             f"{path} has keys {found}, need x_train and x_test (y_train and y_test optional)"
         )
     for key, (shape, dtype) in headers.items():
-        if dtype != np.uint8:
-            raise ValueError(
-                f"{path}: {key} has dtype {dtype}, need uint8 pixels 0..255 "
-                f"(convert with (x * 255).round().astype(np.uint8) if in [0, 1])"
-            )
-        if len(shape) not in (3, 4):
-            raise ValueError(
-                f"{path}: {key} has shape {shape} ({len(shape)} dims), "
-                f"need [N,H,W] (grey) or [N,H,W,C] (colour, channels last)"
-            )
-        if shape[1] != shape[2]:
-            raise ValueError(
-                f"{path}: {key} images are {shape[1]}x{shape[2]}, need square "
-                f"images (NHWC layout expected; NCHW must be transposed)"
-            )
+        _check_images(path, key, shape, dtype)
     train, test = headers["x_train"][0][1:], headers["x_test"][0][1:]
     if train != test:
         raise ValueError(f"{path}: x_train images {train} and x_test images {test} differ in shape")
     return (train[2] if len(train) == 3 else 1), train[0]
+
+
+def _labels(npz: np.lib.npyio.NpzFile, key: str, n: int) -> torch.Tensor:
+    """int64 ``[n]`` class labels from ``npz[key]``: whole numbers >= 0, one per image."""
+    where = f"{npz.zip.filename}: {key}"
+    try:
+        y = npz[key]
+    except ValueError as e:  # object arrays need pickle, which is never allowed
+        raise ValueError(f"{where} cannot be read without pickle ({e}): save integers") from e
+    if y.dtype.kind not in "iubf":
+        raise ValueError(f"{where} has dtype {y.dtype}, need integer class labels 0, 1, ...")
+    y = y.reshape(-1)
+    if len(y) != n:
+        raise ValueError(f"{where} has {len(y)} labels for {n} images (need one per image)")
+    bad = ~np.isfinite(y) | (y < 0) | (y != np.round(y)) if y.dtype.kind == "f" else y < 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where}[{i}] = {y[i]}: labels must be whole numbers >= 0 "
+                         f"(class indices 0, 1, ...)")
+    return torch.from_numpy(y.astype(np.int64))
 
 
 def _load_split(npz: np.lib.npyio.NpzFile, split: str, pad: tuple[int, int]) -> TensorDataset:
@@ -94,10 +128,7 @@ def _load_split(npz: np.lib.npyio.NpzFile, split: str, pad: tuple[int, int]) -> 
     y_key = f"y_{split}"
     if y_key not in npz.files:
         return TensorDataset(x, torch.zeros(len(x), dtype=torch.int64))
-    y = torch.from_numpy(npz[y_key].astype(np.int64)).reshape(-1)
-    if len(y) != len(x):
-        raise ValueError(f"{npz.zip.filename}: {y_key} has {len(y)} labels for {len(x)} images")
-    return TensorDataset(x, y)
+    return TensorDataset(x, _labels(npz, y_key, len(x)))
 
 
 def load_npz(path: Path, image_size: int | None = None) -> tuple[TensorDataset, TensorDataset]:

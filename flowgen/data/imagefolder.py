@@ -1,8 +1,10 @@
 """Any folder of image files as a datamodule, split into train/val by a seeded permutation.
 
 Images are found recursively (``.jpg .jpeg .png .bmp .webp``, any case; hidden files and folders
-skipped), sorted by path, converted to RGB (or L for ``channels=1``), resized so the shorter side
-is ``image_size`` and centre-cropped to ``image_size x image_size``.
+skipped), sorted by path, read by :func:`flowgen.data.images.read_image` (its rules for bit depths,
+alpha, palettes, EXIF rotation; a bad file names itself), resized so the shorter side is
+``image_size`` and centre-cropped to ``image_size x image_size``. An image whose shorter side is
+below ``image_size`` is refused unless ``upscale=True``: enlarging it would blur it silently.
 
 Labels follow ``torchvision.datasets.ImageFolder``: if every image sits in a sub-folder of
 ``root``, the label is the index of its top-level sub-folder in sorted order (``classes``;
@@ -15,11 +17,11 @@ import os
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from flowgen.data.base import ImageDataModule
+from flowgen.data.images import check_min_size, read_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -51,30 +53,32 @@ def find_images(root: Path) -> tuple[list[Path], list[int], list[str]]:
 
 
 class ImageFiles(Dataset):
-    """``(uint8 [C, H, W], int)`` items decoded from ``files`` through ``transform``; a file PIL
-    cannot read raises a ``ValueError`` naming it."""
+    """``(uint8 [C, H, W], int)`` items: ``files`` read as ``channels`` by ``read_image``, each at
+    least ``min_size`` on its shorter side (``small_fix``: what the refusal tells the user to
+    do), through ``transform``; a bad file raises a ``ValueError`` naming it."""
 
-    def __init__(self, files: list[Path], labels: list[int], mode: str, transform) -> None:
-        self.files, self.labels, self.mode, self.transform = files, labels, mode, transform
+    def __init__(self, files: list[Path], labels: list[int], channels: int, transform,
+                 min_size: int = 1, small_fix: str = "remove it") -> None:
+        self.files, self.labels, self.channels = files, labels, channels
+        self.transform, self.min_size, self.small_fix = transform, min_size, small_fix
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path = self.files[index]
-        try:
-            with Image.open(path) as img:
-                img = img.convert(self.mode)  # decodes the whole file: truncation shows here
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"cannot read image {path}: {e}; remove or replace it") from e
-        return self.transform(img), self.labels[index]
+        image = read_image(path, self.channels)
+        check_min_size(image, path, self.min_size, self.small_fix)
+        return self.transform(image), self.labels[index]
 
 
 class ImageFolderDataModule(ImageDataModule):
     """Images from any folder (see the module docstring), ``val_fraction`` of them held out for
     validation by a permutation seeded with ``seed`` (the same split on every run and process).
-    ``val_fraction=0`` gives an empty validation set. The folder is scanned here, so a missing or
-    empty one fails before the model is built; unreadable files fail when loaded, named."""
+    ``val_fraction=0`` gives an empty validation set (which training refuses: see
+    ``check_splits``). The folder is scanned here, so a missing or empty one fails before the
+    model is built; unreadable or too small files fail when loaded, named. ``upscale=True``
+    accepts images smaller than ``image_size`` and enlarges them."""
 
     def __init__(
         self,
@@ -83,6 +87,7 @@ class ImageFolderDataModule(ImageDataModule):
         channels: int = 3,
         val_fraction: float = 0.1,
         seed: int = 0,
+        upscale: bool = False,
         **loader_kwargs,
     ) -> None:
         super().__init__(**loader_kwargs)
@@ -94,7 +99,7 @@ class ImageFolderDataModule(ImageDataModule):
             raise ValueError(f"val_fraction={val_fraction} must be in [0, 1)")
         self.root = Path(root).expanduser()
         self.channels, self.image_size = channels, image_size
-        self.val_fraction, self.seed = val_fraction, seed
+        self.val_fraction, self.seed, self.upscale = val_fraction, seed, upscale
         self.files, self.labels, self.classes = find_images(self.root)
         n = len(self.files)
         # at least one validation image when asked for any, and always one to train on
@@ -114,11 +119,21 @@ class ImageFolderDataModule(ImageDataModule):
         return sorted(perm[self.num_val :].tolist()), val
 
     def _subset(self, indices: list[int]) -> ImageFiles:
-        mode = "RGB" if self.channels == 3 else "L"
         files = [self.files[i] for i in indices]
-        return ImageFiles(files, [self.labels[i] for i in indices], mode, self.transform)
+        fix = (f"remove it, lower data.image_size (now {self.image_size}) or pass "
+               f"+data.upscale=true to enlarge small images")
+        return ImageFiles(files, [self.labels[i] for i in indices], self.channels,
+                          self.transform, 1 if self.upscale else self.image_size, fix)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             train, val = self.split_indices()
             self.train_set, self.val_set = self._subset(train), self._subset(val)
+
+    def describe_split(self, train: bool) -> tuple[str, str]:
+        held_out = f"data.val_fraction={self.val_fraction} of {len(self.files)} images"
+        if train:
+            return (f"training split of {self.root} ({held_out} held out)",
+                    "add images or lower data.val_fraction")
+        grow = "raise data.val_fraction above 0" if self.val_fraction == 0 else "add images"
+        return f"validation split of {self.root} ({held_out})", grow

@@ -16,6 +16,7 @@ from torchvision.transforms import v2
 
 from flowgen.data.base import ImageDataModule
 from flowgen.data.datasets import centre_padding
+from flowgen.data.images import check_min_size, read_image
 
 
 class TorchvisionDataModule(ImageDataModule):
@@ -75,6 +76,19 @@ class TorchvisionDataModule(ImageDataModule):
             self.train_set = self._dataset(train=True, download=False)
             self.val_set = self._dataset(train=False, download=False)
 
+    def check_splits(self, num_replicas: int = 1) -> None:
+        """As the base class, downloading first (as ``fit`` would) when one process runs. With
+        several, only one per node may download (``prepare_data`` in ``fit``): files not there
+        yet are not counted here (their official splits hold thousands of images)."""
+        if self.download and num_replicas == 1:
+            self.prepare_data()
+        try:
+            super().check_splits(num_replicas)
+        except FileNotFoundError:
+            if not self.download or num_replicas == 1:
+                raise
+            self.train_set = self.val_set = None  # fit sets up again after the download
+
 
 class MNISTDataModule(TorchvisionDataModule):
     """MNIST, 28x28 grey padded to ``image_size`` (32: three 2x squeezes divide evenly)."""
@@ -120,6 +134,30 @@ def _no_label(target: torch.Tensor) -> int:
     return 0
 
 
+class CelebA(torchvision.datasets.CelebA):
+    """torchvision's CelebA with every image read by :func:`read_image` (a bad file names itself,
+    grey or CMYK JPEGs become RGB, the file is closed) and refused when smaller than the 148x148
+    crop (which would pad it with black)."""
+
+    _TARGETS = {"attr": ("attr", slice(None)), "identity": ("identity", 0),
+                "bbox": ("bbox", slice(None)), "landmarks": ("landmarks_align", slice(None))}
+
+    def __getitem__(self, index: int) -> tuple:
+        path = Path(self.root, self.base_folder, "img_align_celeba", self.filename[index])
+        image = read_image(path, 3)
+        check_min_size(image, path, CELEBA_CROP, "remove it or replace it with the aligned face")
+        if self.transform is not None:
+            image = self.transform(image)
+        target = [getattr(self, self._TARGETS[t][0])[index, self._TARGETS[t][1]]
+                  for t in self.target_type]
+        if not target:
+            return image, None
+        target = tuple(target) if len(target) > 1 else target[0]
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+
 class CelebADataModule(TorchvisionDataModule):
     """CelebA aligned faces (162,770 train / 19,867 valid / 19,962 test), preprocessed as in the
     RealNVP and Glow papers: centre crop 148x148, then resize to ``image_size`` (bilinear,
@@ -135,7 +173,7 @@ class CelebADataModule(TorchvisionDataModule):
     ``setup`` has run. ``eval_split`` picks the split validation uses: "valid" or "test".
     """
 
-    dataset_cls = torchvision.datasets.CelebA
+    dataset_cls = CelebA
     native_size, native_channels = CELEBA_CROP, 3
 
     def __init__(

@@ -17,31 +17,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 
 from flowgen.data import preprocess
+from flowgen.data.images import MODES, read_image
 from flowgen.models import MultiScaleFlow
 from flowgen.sampling.grid import batches, decode_batched
 
-PIL_MODES = {1: "L", 3: "RGB"}
-
 
 def load_image_files(paths: Sequence[Path], in_shape: Sequence[int]) -> Tensor:
-    """uint8 ``[len(paths), C, H, W]`` from image files, converted to the model's channels
-    (grey or RGB); each must already have the model's size (no silent resizing)."""
+    """uint8 ``[len(paths), C, H, W]`` from image files, read by the data's ``read_image`` (its
+    rules for bit depths, alpha, palettes, EXIF rotation) as the model's channels (grey or RGB);
+    each must already have the model's size (no silent resizing)."""
     c, h, w = in_shape
-    if c not in PIL_MODES:
+    if c not in MODES:
         raise ValueError(f"the model takes {c}-channel images: only 1 (grey) or 3 (RGB) can be "
                          f"read from image files")
     out = []
     for path in paths:
-        try:
-            with Image.open(path) as im:
-                im = im.convert(PIL_MODES[c])
-        except OSError as err:
-            raise ValueError(f"cannot read {path} as an image: {err}") from err
+        im = read_image(path, c)
         if im.size != (w, h):
             raise ValueError(f"{path} is {im.width}x{im.height} but the model takes {w}x{h} "
                              f"images: resize or crop it to {w}x{h} first")
