@@ -1,0 +1,293 @@
+"""Every user-facing option of ``train.py`` checked (types and ranges) before anything is built
+or written, so a bad value fails at once with one line naming the key and the fix.
+
+The options are a table (dotted key -> spec, hint); a key that is absent (a config group without
+it, a callback turned off with ``callbacks.<name>=null``) is skipped, null only where the spec
+says so. Model options are typed from each architecture's constructor signature, ranged below.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import get_args
+
+import torch
+from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
+from lightning.pytorch.accelerators import AcceleratorRegistry
+from lightning.pytorch.strategies import StrategyRegistry
+from omegaconf import DictConfig, OmegaConf
+
+from flowgen.checks import (
+    SEED_MAX,
+    Bool,
+    Choice,
+    Either,
+    Int,
+    ListOf,
+    Real,
+    Text,
+    check,
+    check_cap,
+    is_int,
+    nullable,
+    plain,
+)
+from flowgen.flows.memory import MEMORY_MODES
+from flowgen.models import glow, nice, realnvp
+
+#: Images of one training batch, in values (2**26 float32: 256 MB before any activation).
+TRAIN_BATCH_VALUES = 2**26
+#: A sample grid (or interpolation strip) made at every validation: a preview, not a data set.
+PREVIEW_IMAGES = 1024
+#: Sanity caps on model sizes: a 1x1 convolution 8192 wide alone holds 67M weights per step.
+MAX_WIDTH, MAX_DEPTH, MAX_CLASSES = 8192, 1024, 2**20
+SEED = Int(0, SEED_MAX)
+COUNT = Either(Int(1), Int(-1, -1))  # -1: no limit
+FRACTION_OR_BATCHES = Either(Real(0, 1), Int(0))
+
+
+class _Node:
+    """A config node with a ``_target_`` (e.g. a strategy object): Hydra instantiates it."""
+    what = "a config node"
+
+    def allows(self, value) -> bool:
+        return isinstance(value, DictConfig) and "_target_" in value
+
+
+def _precisions() -> tuple:
+    """Lightning's own list (ints 16/32/64 and strings like bf16-mixed)."""
+    flat = [a for t in get_args(_PRECISION_INPUT) for a in get_args(t)]
+    return tuple(dict.fromkeys(flat))
+
+
+OPTIONS: dict[str, tuple[object, str]] = {
+    # top level
+    "run_name": (Text(numbers=True), "e.g. run_name=mnist-small"),
+    "seed": (nullable(SEED), ""),
+    "n_bits": (Int(1, 8), "8 for ordinary images (5 for CelebA-style setups)"),
+    "ckpt_path": (nullable(Text()), "a checkpoint path or last"),
+    "val_noise_seed": (nullable(SEED), "null draws fresh noise each validation"),
+    "classifier_weight": (Real(0), "e.g. 0.01 for a class-conditional Glow"),
+    "channels_last": (Bool(), ""),
+    "compile": (Bool(), ""),
+    # trainer: what Lightning 2.6's Trainer accepts, refused before it is built
+    "trainer.accelerator": (Choice(("auto", "cpu", "gpu", "cuda", "mps", "tpu")), ""),
+    "trainer.strategy": (Either(Choice(("auto", *StrategyRegistry.available_strategies())),
+                                _Node()), ""),
+    "trainer.devices": (Either(Choice(("auto",)), COUNT, ListOf(Int(0), example="[0,1]")),
+                        "-1: every GPU; a list: those GPUs"),
+    "trainer.num_nodes": (Int(1), ""),
+    "trainer.precision": (nullable(Choice(_precisions())), "e.g. 32-true or bf16-mixed"),
+    "trainer.max_steps": (COUNT, "-1: no limit, then max_epochs stops the run"),
+    "trainer.max_epochs": (nullable(COUNT), "-1: no limit"),
+    "trainer.min_steps": (nullable(Int(0)), ""),
+    "trainer.min_epochs": (nullable(Int(0)), ""),
+    "trainer.val_check_interval": (nullable(Either(Int(1), Real(0, 1, open_lo=True))),
+                                   "validate every N training steps, e.g. 500"),
+    "trainer.check_val_every_n_epoch": (nullable(Int(1)), ""),
+    "trainer.limit_val_batches": (nullable(FRACTION_OR_BATCHES),
+                                  "a fraction of the split or a number of batches"),
+    "trainer.limit_train_batches": (nullable(FRACTION_OR_BATCHES), ""),
+    "trainer.overfit_batches": (FRACTION_OR_BATCHES, ""),
+    "trainer.num_sanity_val_steps": (nullable(Int(-1)), ""),
+    "trainer.fast_dev_run": (Either(Bool(), Int(0)), ""),
+    "trainer.gradient_clip_val": (nullable(Real(0)), "0 or null: no clipping"),
+    "trainer.gradient_clip_algorithm": (nullable(Choice(("norm", "value"))), ""),
+    "trainer.accumulate_grad_batches": (Int(1), ""),
+    "trainer.log_every_n_steps": (nullable(Int(1)), ""),
+    "trainer.deterministic": (nullable(Either(Bool(), Choice(("warn",)))), ""),
+    **{f"trainer.{k}": (nullable(Bool()), "") for k in (
+        "benchmark", "inference_mode", "detect_anomaly", "sync_batchnorm", "barebones",
+        "use_distributed_sampler", "enable_progress_bar", "enable_model_summary",
+        "enable_checkpointing")},
+    # data: the loader options every datamodule takes, and the per-dataset ones
+    "data.batch_size": (Int(1), "images per device and step, e.g. 64"),
+    "data.val_batch_size": (nullable(Int(1)), "null: data.batch_size"),
+    "data.num_workers": (Int(0, 4 * (os.cpu_count() or 1)),
+                         "0 loads in the main process; more workers than 4 per CPU core only "
+                         "cost memory"),
+    "data.pin_memory": (Bool(), ""),
+    "data.hflip": (Bool(), ""),
+    "data.image_size": (nullable(Int(1)), ""),
+    "data.channels": (nullable(Int(1)), "1 (greyscale) or 3 (RGB)"),
+    "data.val_fraction": (Real(0, 1, open_hi=True), ""),
+    "data.seed": (SEED, ""),
+    "data.download": (Bool(), ""),
+    "data.eval_split": (Choice(("valid", "test")), ""),
+    "data.path": (Text(), "data.path=/path/to/file.npz"),
+    "data.root": (Text(), "data.root=/path/to/images"),
+    # optim
+    "optim.optimizer.lr": (Real(0, open_lo=True), "e.g. optim.optimizer.lr=1e-3"),
+    "optim.optimizer.betas": (ListOf(Real(0, 1, open_hi=True), 2, 2, "[0.9,0.999]"), ""),
+    "optim.optimizer.eps": (Real(0), "e.g. 1e-8"),
+    "optim.optimizer.weight_decay": (Real(0), ""),
+    "optim.optimizer.momentum": (Real(0), ""),
+    "optim.warmup_steps": (Int(0), "0: no warm-up"),
+    # callbacks (configs/callbacks/default.yaml)
+    "callbacks.model_checkpoint.save_top_k": (Int(-1), "-1 keeps every best checkpoint"),
+    "callbacks.model_checkpoint.mode": (Choice(("min", "max")), ""),
+    "callbacks.model_checkpoint.monitor": (nullable(Text()), "e.g. val/bpd"),
+    "callbacks.last_checkpoint.every_n_train_steps": (Int(1), "a crash loses fewer steps"),
+    "callbacks.sample_grid.n": (Int(1, PREVIEW_IMAGES),
+                                "for more samples use sample.py ckpt=... n=..."),
+    "callbacks.sample_grid.temperature": (Real(0), "typically 0.5-1.0"),
+    "callbacks.sample_grid.seed": (SEED, ""),
+    "callbacks.sample_grid.interpolation_steps": (Int(0, PREVIEW_IMAGES), "0: no strip"),
+    "callbacks.lr_monitor.logging_interval": (nullable(Choice(("step", "epoch"))), ""),
+    "callbacks.nonfinite_guard.max_consecutive": (Int(1), "e.g. 20"),
+    "callbacks.ema.decay": (Real(0, 1, open_hi=True),
+                            "typically 0.999-0.9999 (1 would never move off the first "
+                            "weights); callbacks.ema=null turns the average off"),
+    "callbacks.ema.warmup": (Bool(), ""),
+}
+
+
+def _model_ranges() -> dict[type, dict[str, tuple[object, str]]]:
+    """Per architecture, what its constructor's options may be beyond their types."""
+    width, depth = Int(1, MAX_WIDTH), Int(1, MAX_DEPTH)
+    big = "the caps keep the model in memory"
+    return {
+        glow.Glow: {
+            "levels": (Int(1), ""), "steps": (depth, big), "hidden_channels": (width, big),
+            "coupling": (Choice(tuple(glow.COUPLINGS)), ""),
+            "permutation": (Choice(tuple(glow.PERMUTATIONS)), ""),
+            "split_prior": (Choice(glow.SPLIT_PRIORS), ""),
+            "num_classes": (Int(0, MAX_CLASSES), "0: unconditional"),
+            "memory": (Choice(MEMORY_MODES), "")},
+        realnvp.RealNVP: {
+            "levels": (Int(1), ""), "hidden_channels": (width, big), "res_blocks": (depth, big),
+            "norm": (Choice(tuple(realnvp.NORMS)), ""), "prior": (Choice(realnvp.PRIORS), "")},
+        nice.NICE: {
+            "couplings": (depth, big), "hidden_features": (width, big),
+            "hidden_layers": (depth, big), "prior": (Choice(nice.PRIORS), "")},
+    }
+
+
+#: A constructor annotation -> the spec of its type (ranges come from ``_model_ranges``).
+BY_ANNOTATION = {"int": Int(), "float": Real(), "bool": Bool(), "str": Text(),
+                 "bool | None": nullable(Bool()), "int | None": nullable(Int()),
+                 "float | None": nullable(Real())}
+#: Sized from the data by ``build``, not user options.
+FROM_DATA = ("in_channels", "image_size")
+
+
+def model_options(cls: type) -> dict[str, tuple[object, str]]:
+    """Every user option of architecture ``cls``: the signature's type, narrowed by its range."""
+    ranges = _model_ranges().get(cls, {})
+    options = {}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name in ("self", *FROM_DATA) or param.kind in (param.VAR_KEYWORD,
+                                                           param.VAR_POSITIONAL):
+            continue
+        options[name] = ranges.get(name) or (BY_ANNOTATION.get(str(param.annotation), None), "")
+    return options
+
+
+def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, object]:
+    """(present, value) of ``a.b.c``; absent when a parent is missing or null. A required
+    value left as ``???`` is an error naming the key."""
+    parent_key, _, leaf = dotted.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if not isinstance(parent, DictConfig):
+        return False, None
+    if OmegaConf.is_missing(parent, leaf):
+        raise ValueError(f"{dotted} is required: pass {dotted}=...")
+    if leaf not in parent:
+        return False, None
+    return True, parent.get(leaf)
+
+
+def _check_table(cfg: DictConfig, table: dict[str, tuple[object, str]], prefix: str = "") -> None:
+    for key, (spec, hint) in table.items():
+        present, value = _lookup(cfg, prefix + key)
+        if present and spec is not None:
+            check(prefix + key, value, spec, hint)
+
+
+def check_model(cfg: DictConfig) -> None:
+    """model.* against the constructor of the architecture ``model._target_`` names (another
+    class: left to Hydra)."""
+    node = cfg.get("model")
+    if not isinstance(node, DictConfig):
+        return
+    target = str(node.get("_target_", ""))
+    cls = next((c for c in (glow.Glow, realnvp.RealNVP, nice.NICE)
+                if target.startswith("flowgen.") and target.rsplit(".", 1)[-1] == c.__name__),
+               None)
+    if cls is None:
+        return
+    options = model_options(cls)
+    unknown = [k for k in node if not str(k).startswith("_") and k not in options
+               and k not in FROM_DATA]
+    if unknown:
+        raise ValueError(f"model.{unknown[0]} is not an option of {cls.__name__}: its options "
+                         f"are {', '.join(options)}")
+    _check_table(cfg, options, "model.")
+
+
+def _accelerator_available(name: str) -> bool:
+    if name == "gpu":  # Lightning's gpu means CUDA or Apple's MPS
+        return any(_accelerator_available(n) for n in ("cuda", "mps"))
+    return AcceleratorRegistry[name]["accelerator"].is_available()
+
+
+def check_devices(cfg: DictConfig) -> None:
+    """The accelerator exists here, and ``devices`` fits it (CPU: a process count)."""
+    trainer = cfg.get("trainer")
+    if not isinstance(trainer, DictConfig):
+        return
+    accelerator, devices = trainer.get("accelerator", "auto"), trainer.get("devices", "auto")
+    if accelerator in ("gpu", "cuda", "mps", "tpu") and not _accelerator_available(accelerator):
+        raise ValueError(f"trainer.accelerator={accelerator} but this machine has no "
+                         f"{'GPU' if accelerator == 'gpu' else accelerator.upper()} that torch "
+                         f"can use: train with trainer.accelerator=cpu (or auto)")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not _accelerator_available("gpu"))
+    if on_cpu and devices != "auto" and not (is_int(devices) and devices >= 1):
+        raise ValueError(f"trainer.devices={plain(devices)} selects GPUs, but this run trains "
+                         f"on the CPU: give a number of processes >= 1 or auto")
+    if accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        have = torch.cuda.device_count()
+        wanted = plain(devices) if not isinstance(devices, (int, str)) else []
+        if (is_int(devices) and devices > have) or any(i >= have for i in wanted):
+            raise ValueError(f"trainer.devices={plain(devices)} but this machine has {have} "
+                             f"GPU(s): use trainer.devices<={have} or -1 (all)")
+
+
+def check_validation_interval(cfg: DictConfig) -> None:
+    """A fraction of an epoch needs epochs to count in (Lightning refuses it at ``fit``)."""
+    trainer = cfg.get("trainer")
+    if not isinstance(trainer, DictConfig):
+        return
+    interval = trainer.get("val_check_interval")
+    if isinstance(interval, float) and trainer.get("check_val_every_n_epoch", 1) is None:
+        raise ValueError(f"trainer.val_check_interval={interval} is a fraction of an epoch, but "
+                         f"trainer.check_val_every_n_epoch=null counts steps across epochs: "
+                         f"give a number of steps (e.g. 500) or set "
+                         f"trainer.check_val_every_n_epoch=1")
+
+
+def check_batch_memory(cfg: DictConfig) -> None:
+    """A batch's image values under :data:`TRAIN_BATCH_VALUES`, where the config gives the image
+    size (``data.channels`` or 3)."""
+    data = cfg.get("data")
+    if not isinstance(data, DictConfig) or not is_int(data.get("image_size")):
+        return
+    per_image = (data.get("channels") or 3) * data.image_size ** 2
+    for key in ("batch_size", "val_batch_size"):
+        size = data.get(key)
+        if is_int(size):
+            check_cap(f"data.{key}", size, size * per_image, TRAIN_BATCH_VALUES,
+                      f"image values per batch ({per_image:,} per image)",
+                      f"lower data.{key} (trainer.accumulate_grad_batches=k trains on k batches "
+                      f"per step without the memory)")
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Raise ``ValueError`` naming the first bad option of a composed train config: its key,
+    the value, what is allowed and how to fix it. Builds and writes nothing."""
+    _check_table(cfg, OPTIONS)
+    check_model(cfg)
+    check_devices(cfg)
+    check_validation_interval(cfg)
+    check_batch_memory(cfg)
