@@ -50,7 +50,7 @@ def _npy_header(npz: np.lib.npyio.NpzFile, key: str) -> tuple[tuple[int, ...], n
 #: How to make uint8 pixels from an array of another kind (numpy's dtype.kind).
 _UINT8_HOW = {
     "f": "if in [0, 1]: (x * 255).round().astype(np.uint8)",
-    "i": "if in 0..255: x.astype(np.uint8); if 16-bit: (x // 257).astype(np.uint8)",
+    "i": "if in 0..255: x.astype(np.uint8); if 16-bit: np.round(x / 257).astype(np.uint8)",
     "b": "x.astype(np.uint8) * 255",
 }
 _UINT8_HOW["u"] = _UINT8_HOW["i"]

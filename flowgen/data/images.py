@@ -35,46 +35,53 @@ _ALPHA = {"LA", "La", "PA", "RGBA", "RGBa"}
 _PLAIN = {"1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr"}
 
 
-class ImageFileError(ValueError):
-    """A file that is not a usable image; the message names the file and the fix."""
-
-    def __init__(self, path: Path | str, reason: str, fix: str = "remove or replace it") -> None:
-        super().__init__(f"cannot read image {path}: {reason}; {fix}")
+def _refuse(path: Path | str, reason: str, fix: str = "remove or replace it") -> ValueError:
+    # a plain ValueError: a DataLoader worker's traceback then ends "ValueError: <message>"
+    return ValueError(f"cannot read image {path}: {reason}; {fix}")
 
 
 def read_image(path: Path | str, channels: int) -> Image.Image:
     """The image in ``path`` as an 8-bit PIL image of ``channels`` (1: "L", 3: "RGB"), upright
-    (EXIF orientation applied) and fully decoded, or :class:`ImageFileError`."""
+    (EXIF orientation applied) and fully decoded, or a ``ValueError`` naming the file."""
     if channels not in MODES:
         raise ValueError(f"images can be read as 1 (grey) or 3 (RGB) channels, not {channels}")
+    return _to_8bit(_decode(Path(path)), MODES[channels], path)
+
+
+def _decode(path: Path) -> Image.Image:
+    """The file decoded as PIL reads it (any mode), upright; refused as the module says."""
     try:
-        if Path(path).stat().st_size == 0:
-            raise ImageFileError(path, "the file is empty (0 bytes)")
-        with warnings.catch_warnings():
-            # refused below with its size and the fix, not PIL's warning
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_header(image, path)
-                image = ImageOps.exif_transpose(image)  # a rotated copy, or a plain copy: loads
-        return _to_8bit(image, MODES[channels], path)
-    except ImageFileError:
-        raise
+        image = _open_upright(path)
     except FileNotFoundError as e:
-        raise ImageFileError(path, "no such file", "check the path") from e
+        raise _refuse(path, "no such file", "check the path") from e
     except Image.DecompressionBombError as e:
-        raise ImageFileError(path, f"too large to decode safely ({_one_line(e)})",
-                             "downscale it first") from e
+        raise _refuse(path, f"too large to decode safely ({_one_line(e)})",
+                      "downscale it first") from e
     except UnidentifiedImageError as e:
-        raise ImageFileError(path, "not an image format PIL can decode") from e
+        raise _refuse(path, "not an image format PIL can decode") from e
     except Exception as e:  # noqa: BLE001 - PIL's decoders fail in many ways on a bad file
-        raise ImageFileError(path, _one_line(e) or type(e).__name__) from e
+        raise _refuse(path, _one_line(e) or type(e).__name__) from e
+    if isinstance(image, tuple):
+        raise _refuse(path, *image)
+    return image
+
+
+def _open_upright(path: Path) -> Image.Image | tuple[str, str]:
+    """The decoded, EXIF-rotated image, or (what is wrong, the fix) when its header refuses it."""
+    if path.stat().st_size == 0:
+        return "the file is empty (0 bytes)", "remove or replace it"
+    with warnings.catch_warnings():
+        # a too large image is refused with its size and the fix, not PIL's warning
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            return _header_problem(image) or ImageOps.exif_transpose(image)  # a copy: decodes
 
 
 def check_min_size(image: Image.Image, path: Path | str, min_size: int, fix: str) -> None:
     """Refuse an image whose shorter side is below ``min_size`` (it would be upscaled or
     padded, silently blurring or framing it)."""
     if min(image.size) < min_size:
-        raise ImageFileError(path, f"it is {image.width}x{image.height}, smaller than the "
+        raise _refuse(path, f"it is {image.width}x{image.height}, smaller than the "
                                    f"{min_size}x{min_size} it is cropped to", fix)
 
 
@@ -82,20 +89,21 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
-def _check_header(image: Image.Image, path: Path | str) -> None:
-    """What can be refused before decoding: size, frames, pixel mode."""
+def _header_problem(image: Image.Image) -> tuple[str, str] | None:
+    """(what is wrong, the fix) when the header alone refuses the file: size, frames, mode."""
     limit = Image.MAX_IMAGE_PIXELS
     w, h = image.size
     if limit is not None and w * h > limit:
-        raise ImageFileError(path, f"it is {w}x{h}, more pixels than PIL's decompression-bomb "
-                                   f"limit ({limit})", "downscale it first")
+        return (f"it is {w}x{h}, more pixels than PIL's decompression-bomb limit ({limit})",
+                "downscale it first")
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
-        raise ImageFileError(path, f"it is animated or multi-frame ({frames} frames)",
-                             "save the one frame you want as a still image")
+        return (f"it is animated or multi-frame ({frames} frames)",
+                "save the one frame you want as a still image")
     if image.mode not in _PLAIN | _ALPHA | _SIXTEEN_BIT:
-        raise ImageFileError(path, f"its pixels are of PIL mode {image.mode}, which flowgen does "
-                                   f"not read", "save it as an 8- or 16-bit grey or RGB image")
+        return (f"its pixels are of PIL mode {image.mode}, which flowgen does not read",
+                "save it as an 8- or 16-bit grey or RGB image")
+    return None
 
 
 def _to_8bit(image: Image.Image, mode: str, path: Path | str) -> Image.Image:
@@ -103,7 +111,7 @@ def _to_8bit(image: Image.Image, mode: str, path: Path | str) -> Image.Image:
     if image.mode in _SIXTEEN_BIT:
         values = np.asarray(image).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
-            raise ImageFileError(path, f"its 32-bit pixels range {values.min()}..{values.max()}, "
+            raise _refuse(path, f"its 32-bit pixels range {values.min()}..{values.max()}, "
                                        f"not 0..65535", "save it as an 8- or 16-bit image")
         # round(v * 255 / 65535): 0 -> 0, 65535 -> 255, evenly in between
         image = Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), "L")

@@ -154,12 +154,61 @@ GREY = np.zeros((3, 8, 8), np.uint8)
         ({"x_train": np.zeros((3, 3, 8, 8), np.uint8), "x_test": GREY}, r"need square"),
         ({"x_train": np.zeros((3, 64), np.uint8), "x_test": GREY}, r"\(2 dims\).*\[N,H,W\]"),
         ({"x_train": GREY, "x_test": np.zeros((3, 9, 9), np.uint8)}, r"differ in shape"),
+        ({"x_train": GREY.astype(np.uint16), "x_test": GREY},
+         r"x_train has dtype uint16, need uint8 .*if 16-bit: np\.round\(x / 257\)"),
+        ({"x_train": GREY, "x_test": GREY.astype(np.int64)},
+         r"x_test has dtype int64, need uint8 .*if in 0\.\.255: x\.astype\(np\.uint8\)"),
+        ({"x_train": GREY.astype(bool), "x_test": GREY},
+         r"dtype bool.*x\.astype\(np\.uint8\) \* 255"),
+        ({"x_train": GREY.astype(np.float64), "x_test": GREY}, r"if in \[0, 1\]: \(x \* 255\)"),
+        ({"x_train": np.zeros((3, 8, 8, 2), np.uint8), "x_test": GREY},
+         r"x_train images have 2 channels, need 1 \(grey\) or 3 \(RGB\)"),
+        ({"x_train": np.zeros((3, 8, 8, 4), np.uint8), "x_test": np.zeros((3, 8, 8, 4), np.uint8)},
+         r"images have 4 channels.*x\[\.\.\., :3\]"),
+        ({"x_train": np.zeros((3, 8, 8, 5), np.uint8), "x_test": GREY}, r"have 5 channels"),
+        ({"x_train": np.zeros((0, 8, 8), np.uint8), "x_test": GREY},
+         r"x_train holds no images \(shape \(0, 8, 8\)\): it needs at least one"),
+        ({"x_train": GREY, "x_test": np.zeros((0, 8, 8), np.uint8)}, r"x_test holds no images"),
     ],
-    ids=["missing-key", "dtype", "non-square", "nchw", "ndim", "train-test-mismatch"],
+    ids=["missing-key", "dtype", "non-square", "nchw", "ndim", "train-test-mismatch",
+         "uint16", "int64", "bool", "float64", "2-channels", "4-channels", "5-channels",
+         "no-train-images", "no-test-images"],
 )
 def test_npz_invalid_contents(tmp_path, arrays, match):
     with pytest.raises(ValueError, match=match):
         NpzDataModule(_write(tmp_path, **arrays))
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.array([0, 1.5, 2]), r"y_train\[1\] = 1\.5: labels must be whole numbers >= 0"),
+        (np.array([0, -1, 2]), r"y_train\[1\] = -1: labels must be whole numbers >= 0"),
+        (np.array([0, 1, np.nan]), r"y_train\[2\] = nan"),
+        (np.array(["cat", "dog", "cat"]), r"y_train has dtype <U3, need integer class labels"),
+        (np.array([[0, 1], [1, 0], [0, 0]]), r"y_train has 6 labels for 3 images"),
+    ],
+    ids=["fraction", "negative", "nan", "strings", "one-hot"],
+)
+def test_npz_bad_labels(tmp_path, labels, match):
+    dm = NpzDataModule(_write(tmp_path, x_train=GREY, x_test=GREY, y_train=labels))
+    with pytest.raises(ValueError, match=match):
+        dm.setup()
+
+
+def test_npz_labels_of_any_whole_number_dtype(tmp_path):
+    for labels in (np.array([2, 0, 1], np.uint8), np.array([2.0, 0.0, 1.0], np.float32),
+                   np.array([[2], [0], [1]], np.int16), np.array([True, False, True])):
+        dm = NpzDataModule(_write(tmp_path, x_train=GREY, x_test=GREY, y_train=labels))
+        dm.setup()
+        assert dm.train_set.tensors[1].dtype == torch.int64
+        assert dm.train_set.tensors[1].tolist() == labels.reshape(-1).astype(int).tolist()
+
+
+def test_npz_single_channel_nhwc(tmp_path):
+    dm = NpzDataModule(_write(tmp_path, x_train=GREY[..., None], x_test=GREY[..., None]))
+    dm.setup()
+    assert dm.channels == 1 and dm.train_set.tensors[0].shape == (3, 1, 8, 8)
 
 
 def test_npz_missing_file(tmp_path):

@@ -179,3 +179,31 @@ def test_celeba_errors(tmp_path, monkeypatch):
         CelebADataModule(tmp_path, download=False).setup()
     with pytest.raises(ValueError, match=r"eval_split='val': use 'valid' or 'test'"):
         CelebADataModule(tmp_path, eval_split="val")
+
+
+def test_celeba_reads_every_image_through_read_image(celeba_root):
+    root, images, _ = celeba_root
+    files = root / "celeba" / "img_align_celeba"
+    grey = np.asarray(Image.open(files / "000001.jpg").convert("L"))
+    Image.fromarray(grey).save(files / "000001.jpg", quality=95)  # a greyscale JPEG
+    Image.new("RGB", (100, 218)).save(files / "000002.jpg")  # narrower than the 148 crop
+    (files / "000003.jpg").write_bytes(b"")
+    dm = CelebADataModule(root, download=False, image_size=148)
+    dm.setup()
+    x, _ = dm.train_set[0]
+    assert x.shape == (3, 148, 148)  # grey becomes RGB, not a 1-channel tensor
+    for c in range(3):
+        np.testing.assert_allclose(x[c].numpy(), grey[35:183, 15:163], atol=2)
+    with pytest.raises(ValueError, match=rf"cannot read image {files / '000002.jpg'}: it is "
+                                         rf"100x218, smaller than the 148x148"):
+        dm.train_set[1]
+    with pytest.raises(ValueError, match=rf"cannot read image {files / '000003.jpg'}: the file "
+                                         rf"is empty"):
+        dm.train_set[2]
+    np.testing.assert_array_equal(dm.val_set[0][0].numpy(),
+                                  images[3, 35:183, 15:163].transpose(2, 0, 1))
+    assert isinstance(dm.train_set, torchvision.datasets.CelebA)
+    target = torchvision.datasets.CelebA.__getitem__  # other target types as torchvision has them
+    dm.val_set.target_type, dm.val_set.target_transform = ["identity", "bbox", "landmarks"], None
+    ours, theirs = dm.val_set[1][1], target(dm.val_set, 1)[1]
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
