@@ -15,6 +15,7 @@ from flowgen.flows import (
     Split,
     Squeeze,
 )
+from flowgen.flows.coupling import SCALES
 from flowgen.flows.permutation import Permutation
 from flowgen.models.multiscale import MultiScaleFlow
 
@@ -26,6 +27,8 @@ PERMUTATIONS = {
     "conv1x1_lu": LUInvertibleConv1x1,
 }
 SPLIT_PRIORS = ("learned", "standard")
+#: ``coupling_scale``: the affine coupling's scale (see :class:`AffineCoupling`).
+COUPLING_SCALES = SCALES
 
 
 class Glow(MultiScaleFlow):
@@ -37,6 +40,10 @@ class Glow(MultiScaleFlow):
 
     ``permutation``: ``conv1x1_lu`` (default), ``conv1x1``, ``reverse`` or ``shuffle`` (the
     paper's ablation). ``lu`` is a shorthand: ``True`` -> ``conv1x1_lu``, ``False`` -> ``conv1x1``.
+    ``coupling_scale`` (affine couplings): ``sigmoid`` (the paper's ``sigmoid(h + 2)``, the
+    default here so that a checkpoint whose config predates the option rebuilds as it was
+    trained) or ``bounded`` (the sigmoid kept above ``exp(-4)``: sampling cannot overflow
+    through a coupling's inverse; configs/model/glow.yaml's default).
     ``split_prior``: ``learned`` (conditioned on the kept half) or ``standard`` (``N(0, I)``).
     ``num_classes > 0`` makes the top prior (and, with ``condition_splits``, every split prior)
     class-conditional on ``cond`` (labels ``[B]``), and adds a linear class head on the mean
@@ -53,12 +60,14 @@ class Glow(MultiScaleFlow):
                  steps: int = 32, hidden_channels: int = 512, coupling: str = "affine",
                  permutation: str = "conv1x1_lu", lu: bool | None = None,
                  learn_top: bool = True, split_prior: str = "learned", num_classes: int = 0,
-                 condition_splits: bool = False, memory: str = "store"):
+                 condition_splits: bool = False, memory: str = "store",
+                 coupling_scale: str = "sigmoid"):
         if lu is not None:
             permutation = "conv1x1_lu" if lu else "conv1x1"
         for name, value, allowed in (("coupling", coupling, COUPLINGS),
                                      ("permutation", permutation, PERMUTATIONS),
-                                     ("split_prior", split_prior, SPLIT_PRIORS)):
+                                     ("split_prior", split_prior, SPLIT_PRIORS),
+                                     ("coupling_scale", coupling_scale, COUPLING_SCALES)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
         if levels < 1 or steps < 1:
@@ -69,13 +78,14 @@ class Glow(MultiScaleFlow):
                              f"{2 ** levels}: use levels<={fit} or pad/resize the images to a "
                              f"multiple of {2 ** levels} (data.image_size=...)")
         split_classes = num_classes if condition_splits else 0
+        scale = {"scale": coupling_scale} if coupling == "affine" else {}
         blocks, c = [], in_channels
         for i in range(levels):
             c *= 4
             flows = [Squeeze()]
             for _ in range(steps):
                 flows += [ActNorm(c), PERMUTATIONS[permutation](c),
-                          COUPLINGS[coupling](c, hidden_channels)]
+                          COUPLINGS[coupling](c, hidden_channels, **scale)]
             if i < levels - 1:
                 split = Split(c, learned=split_prior == "learned", num_classes=split_classes)
                 flows.append(split)
@@ -89,7 +99,8 @@ class Glow(MultiScaleFlow):
                            steps=steps, hidden_channels=hidden_channels, coupling=coupling,
                            permutation=permutation, learn_top=learn_top,
                            split_prior=split_prior, num_classes=num_classes,
-                           condition_splits=condition_splits, memory=memory)
+                           condition_splits=condition_splits, memory=memory,
+                           coupling_scale=coupling_scale)
 
     def class_logits(self, top: Tensor) -> Tensor:
         """Class scores ``[B, num_classes]`` from the top activation (Glow's ``y`` head)."""

@@ -40,6 +40,15 @@ class EvalBatchNorm(BatchNormFlow):
     def train(self, mode: bool = True):
         return super().train(False)
 
+def bounded_coupling_near_its_floor(channels: int = 4) -> AffineCoupling:
+    """A bounded affine coupling whose sigmoid is ~e^-6, below its floor e^-4: the checks then
+    run where the floor and the sigmoid mix, not only where the floor is negligible."""
+    layer = AffineCoupling(channels, hidden_channels=8, scale="bounded")
+    with torch.no_grad():
+        layer.net[-1].conv.bias[channels - channels // 2:] = -8.0  # the raw log-scale half
+    return layer
+
+
 # name -> (factory, input shape [C, H, W])
 LAYERS = {
     "squeeze": (lambda: Squeeze(), (2, 4, 4)),
@@ -48,6 +57,9 @@ LAYERS = {
     "conv1x1_lu": (lambda: LUInvertibleConv1x1(4), (4, 3, 3)),
     "affine_coupling": (lambda: AffineCoupling(4, hidden_channels=8), (4, 4, 4)),
     "affine_coupling_odd": (lambda: AffineCoupling(5, hidden_channels=8), (5, 3, 3)),
+    "affine_coupling_bounded": (lambda: AffineCoupling(4, hidden_channels=8, scale="bounded"),
+                                (4, 4, 4)),
+    "affine_coupling_bounded_at_floor": (bounded_coupling_near_its_floor, (4, 3, 3)),
     "additive_coupling": (lambda: AdditiveCoupling(4, hidden_channels=8), (4, 4, 4)),
     "split": (lambda: Split(4), (4, 3, 3)),
     "split_odd": (lambda: Split(3), (3, 3, 3)),

@@ -16,6 +16,8 @@ from tests.conftest import brute_force_logabsdet, flat, trained_like
 MODELS = {
     "glow-4x4-grey": (Glow, dict(in_channels=1, image_size=4, levels=2, steps=2,
                                  hidden_channels=8)),
+    "glow-4x4-grey-bounded-scale": (Glow, dict(in_channels=1, image_size=4, levels=2, steps=2,
+                                               hidden_channels=8, coupling_scale="bounded")),
     "glow-8x8-rgb-additive": (Glow, dict(in_channels=3, image_size=8, levels=2, steps=1,
                                          hidden_channels=8, coupling="additive")),
     "glow-8x8-grey-plainconv": (Glow, dict(in_channels=1, image_size=8, levels=3, steps=2,
