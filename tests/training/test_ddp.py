@@ -1,13 +1,18 @@
 """Real DDP: two CPU processes (gloo, ``ddp_fork``) train a tiny Glow through ``train(cfg)``.
 
-Each rank records what it saw, what it holds and which files it wrote (:class:`DDPProbe`, plus
-a patched ``save_image`` that the forked ranks inherit); the tests compare the ranks afterwards.
+The run happens in a fresh process, forked from a parent with a live two-thread OpenMP pool
+whatever ``OMP_NUM_THREADS`` says (the case that used to hang), with a timeout. Each rank records
+what it saw, what it holds and which files it wrote (:class:`DDPProbe`, plus a patched
+``save_image`` that the forked ranks inherit); the tests compare the ranks afterwards.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -19,9 +24,11 @@ from hydra.utils import instantiate
 from flowgen.data.quantization import preprocess
 from flowgen.flows import ActNorm, Squeeze
 from flowgen.training import FlowModule, build, callbacks, train
-from tests.conftest import compose_train
+from flowgen.training.ddp_safety import forks_ranks
+from tests.conftest import ROOT, compose_train
 
 BATCH, STEPS, VAL_BATCHES, WORLD = 16, 4, 2, 2
+DDP_TIMEOUT = 300  # s; the run took 35-40 s on 2 busy cores, imports included
 
 
 def _record_write(dirpath: Path, what: str) -> None:
@@ -72,45 +79,77 @@ class DDPProbe(L.Callback):
     def on_train_end(self, trainer, pl_module):
         self._save(self._state(pl_module), "end", trainer)
         self._save({"images": self.images, "val_bpd": self.val_bpd,
-                    "world_size": trainer.world_size}, "seen", trainer)
+                    "world_size": trainer.world_size, "threads": torch.get_num_threads()},
+                   "seen", trainer)
 
 
-@pytest.fixture(scope="module")
-def ddp_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp")
-    (tmp / "probe").mkdir()
-    cfg = compose_train(["trainer=ddp_cpu", "trainer.strategy=ddp_fork", "trainer.accelerator=cpu",
-                         f"data.batch_size={BATCH}", f"trainer.max_steps={STEPS}",
-                         f"trainer.limit_val_batches={VAL_BATCHES}", "+val_noise_seed=0",
-                         "callbacks.sample_grid.n=4",
-                         f"+callbacks.probe._target_={__name__}.DDPProbe",
-                         f"+callbacks.probe.dirpath={tmp / 'probe'}"], tmp)
+def _config(tmp: Path):
+    return compose_train(["trainer=ddp_cpu", "trainer.strategy=ddp_fork",
+                          "trainer.accelerator=cpu", f"data.batch_size={BATCH}",
+                          f"trainer.max_steps={STEPS}", f"trainer.limit_val_batches={VAL_BATCHES}",
+                          "+val_noise_seed=0", "callbacks.sample_grid.n=4",
+                          f"+callbacks.probe._target_={__name__}.DDPProbe",
+                          f"+callbacks.probe.dirpath={tmp / 'probe'}"], tmp)
+
+
+def _train_with_probes(tmp: str) -> None:
+    """The body of the DDP run, in a fresh process (see :func:`ddp_run`): ``train(cfg)`` with
+    recording probes, after making this process's OpenMP pool live with two threads."""
+    tmp = Path(tmp)
+    # The worst case whatever OMP_NUM_THREADS says: a parent whose libgomp pool has run a
+    # parallel region with 2 threads. Ranks forked from it hang unless train() makes them run
+    # one thread (flowgen.training.ddp_safety).
+    torch.set_num_threads(2)
+    torch.randn(256, 256) @ torch.randn(256, 256)
     save_image = callbacks.save_image
 
     def recording_save_image(*args, **kwargs):
         _record_write(tmp / "probe", "save_image")
         return save_image(*args, **kwargs)
 
-    env = dict(os.environ)
     messages: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
     train_log = logging.getLogger("flowgen.training.train")
-    level = train_log.level
     train_log.setLevel(logging.INFO)
     train_log.addHandler(handler)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(callbacks, "save_image", recording_save_image)
-    try:
-        train(cfg)
-    finally:
-        mp.undo()
-        train_log.removeHandler(handler)
-        train_log.setLevel(level)
-        os.environ.clear()  # the launcher leaves MASTER_PORT & co. behind
-        os.environ.update(env)
+    callbacks.save_image = recording_save_image  # the forked ranks inherit it
+    train(_config(tmp))
     (tmp / "log.txt").write_text("\n".join(messages))
-    return cfg, tmp
+
+
+def _run_contained(args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess:
+    """``args`` in a session of its own; on timeout the whole session (forked ranks included)
+    is killed and the test fails with the output's tail, instead of hanging."""
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True,
+                            env={**os.environ, "WANDB_MODE": "disabled"})
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"{what}: no result after {timeout} s (OMP_NUM_THREADS="
+                    f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); killed. Output:\n"
+                    f"{out[-3000:]}")
+    finally:
+        if proc.poll() is None:  # interrupted another way: leave nothing running
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(args, proc.returncode, out)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """The DDP run, in a fresh process: a hang there is killed after DDP_TIMEOUT s and fails the
+    tests with a message (in this process it would outlive the test: the ranks are joined at
+    exit), and the launcher's MASTER_PORT & co. stay out of this process's environment."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    (tmp / "probe").mkdir()
+    code = f"from {__name__} import _train_with_probes; _train_with_probes({str(tmp)!r})"
+    out = _run_contained([sys.executable, "-c", code], DDP_TIMEOUT,
+                         "the DDP run (do forked ranks run one thread? see ddp_safety)")
+    assert out.returncode == 0, out.stdout[-3000:]
+    return _config(tmp), tmp
 
 
 def _load(tmp: Path, name: str) -> list:
@@ -135,6 +174,12 @@ def test_ranks_see_disjoint_shards_of_the_data(ddp_run):
     keys = [{img.numpy().tobytes() for img in x} for x in per_rank]
     assert [len(k) for k in keys] == [STEPS * BATCH] * WORLD
     assert not keys[0] & keys[1], "two ranks trained on the same images"
+
+
+def test_forked_ranks_run_one_thread_each(ddp_run):
+    # Their parent ran two (see _train_with_probes): more in a forked rank would hang.
+    _, tmp = ddp_run
+    assert [s["threads"] for s in _load(tmp, "seen")] == [1] * WORLD
 
 
 def test_parameters_are_bit_identical_across_ranks_after_actnorm_init_and_after_training(
@@ -216,6 +261,14 @@ def test_the_log_states_the_global_batch(ddp_run):
     _, tmp = ddp_run
     assert f"batch {BATCH} per device x {WORLD} devices x 1 nodes = global batch {BATCH * WORLD}" \
         in (tmp / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("strategy, forked", [
+    ("ddp_fork", True), ("ddp_notebook", True), ("ddp", False), ("ddp_spawn", False)])
+def test_fork_safe_ranks_knows_which_strategies_fork(strategy, forked):
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False)
+    assert forks_ranks(trainer) is forked
 
 
 def test_ddp_configs_compose(tmp_path):
