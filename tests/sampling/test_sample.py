@@ -176,8 +176,21 @@ def test_cli_writes_a_grid_and_fails_cleanly_on_user_errors(ckpt, tmp_path):
         [sys.executable, str(ROOT / "sample.py"), *args, f"out={tmp_path / name}"], cwd=cwd,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name, (args, _, _) in cases.items()}
+    try:
+        _check_cli_cases(procs, cases, tmp_path)
+    finally:  # a timeout or a failed case leaves no sample.py running
+        for proc in procs.values():
+            proc.kill()
+    assert list(cwd.iterdir()) == []  # Hydra left nothing in the working directory
+
+
+def _check_cli_cases(procs: dict[str, subprocess.Popen], cases: dict, tmp_path: Path) -> None:
+    """Each case's exit code, error line and files, waiting at most 120 s for each."""
     for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=120)
+        try:
+            stdout, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"sample.py case {name!r} did not finish within 120 s")
         _, code, message = cases[name]
         assert proc.returncode == code, (name, stderr)
         if code:
@@ -188,7 +201,6 @@ def test_cli_writes_a_grid_and_fails_cleanly_on_user_errors(ckpt, tmp_path):
             names = ["grid-T0.50.png", "grid-T0.70.png", "settings.json"]
             assert sorted(p.name for p in (tmp_path / name).iterdir()) == names
             assert stdout.split() == [w for n in names for w in ("wrote", str(tmp_path / name / n))]
-    assert list(cwd.iterdir()) == []  # Hydra left nothing in the working directory
 
 
 def test_label_samples_one_class_of_a_conditional_checkpoint(tmp_path):

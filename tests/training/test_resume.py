@@ -98,17 +98,29 @@ def _start(data: Path, run: Path, *overrides: str, delay: float = 0.0,
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=300)
+def _fail(proc: subprocess.Popen, message: str) -> None:
+    """Kill ``proc`` (a failed test leaves no training behind) and fail with its output."""
+    proc.kill()
+    out, _ = proc.communicate(timeout=60)
+    pytest.fail(f"{message}; train.py said:\n{out[-3000:]}")
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _fail(proc, f"train.py did not finish within {timeout} s")
     assert proc.returncode == 0, out[-3000:]
     return out
 
 
-def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:
-    deadline = time.monotonic() + 120
+def _wait_for(proc: subprocess.Popen, ready, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
     while not ready():
-        assert proc.poll() is None, f"train.py ended before {what}:\n{proc.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if proc.poll() is not None:
+            _fail(proc, f"train.py ended before {what}")
+        if time.monotonic() > deadline:
+            _fail(proc, f"no {what} within {timeout} s")
         time.sleep(0.02)
 
 
@@ -146,7 +158,7 @@ def test_a_run_killed_by_sigkill_and_resumed_ends_with_the_uninterrupted_weights
     last = run / "ckpt" / "last.ckpt"
     _wait_for(proc, lambda: last.exists() and _step(run / "step") >= kill_at, f"step {kill_at}")
     proc.kill()  # SIGKILL: no handler runs, nothing is saved
-    proc.communicate()
+    proc.communicate(timeout=60)
     killed_at = _step(run / "step")
     resumed_from = torch.load(last, weights_only=True)["global_step"]
     assert 0 < resumed_from <= killed_at < STEPS
