@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from flowgen.checks import SEED_MAX, Bool, Choice, Int, ListOf, check, nullable, numbers
 from flowgen.models.multiscale import check_sampling_args
+from flowgen.sampling.limits import check_counts
 
 MODES = ("grid", "interpolate", "reconstruct", "manipulate", "evaluate")
 LAYOUTS = ("files", "rows")
@@ -91,31 +93,24 @@ class Settings:
         return {k: v for k, v in d.items() if k in keys}
 
 
-def _int(cfg: DictConfig, key: str, minimum: int) -> int:
-    value = cfg.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    return value
+#: Seeds (as in training: numpy's uint32 range, which Lightning's seed_everything takes).
+SEED = Int(0, SEED_MAX)
+#: GIF frame times are stored in 1/100 s in 16 bits: Pillow cannot write a longer one.
+GIF_MAX_MS = 655350
+
+
+def _int(cfg: DictConfig, key: str, minimum: int, maximum: int | None = None,
+         hint: str = "") -> int:
+    return check(key, cfg.get(key), Int(minimum, maximum), hint)
 
 
 def _choice(cfg: DictConfig, key: str, options: tuple[str, ...]) -> str:
-    value = cfg.get(key)
-    if value not in options:
-        raise ValueError(f"{key} must be one of {'|'.join(options)}, got {value!r}")
-    return value
+    return check(key, cfg.get(key), Choice(options))
 
 
 def _numbers(cfg: DictConfig, key: str, minimum: float | None = None) -> tuple[float, ...]:
     """A non-empty list of finite numbers (``>= minimum`` if given)."""
-    value = cfg.get(key)
-    what = "a list of finite numbers" + (f" >= {minimum:g}" if minimum is not None else "")
-    if not isinstance(value, (ListConfig, list, tuple)) or not value:
-        raise ValueError(f"{key} must be {what} like [1.0,0.8], got {value!r}")
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or (minimum is not None and v < minimum):
-            raise ValueError(f"{key} must be {what}, got {list(value)!r}")
-    return tuple(float(v) for v in value)
+    return numbers(key, cfg.get(key), minimum)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,32 +145,27 @@ def parse_settings(cfg: DictConfig) -> Settings:
     for t in temps:  # the model's own checks, with n only where it is used
         check_sampling_args(n if mode == "grid" else 2, t)
     layout = _choice(cfg, "layout", LAYOUTS)
-    nrow = cfg.get("nrow")
-    if nrow is not None and (isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1):
-        raise ValueError(f"nrow must be an integer >= 1 or null, got {nrow!r}")
+    nrow = check("nrow", cfg.get("nrow"), nullable(Int(1)), "null: ceil(sqrt(n))")
     if mode == "grid" and layout == "rows":
         nrow = n  # one row per temperature
     elif nrow is None:
         nrow = math.ceil(math.sqrt(n)) if mode == "grid" else 1
     indices = cfg.get("indices")
-    integers = isinstance(indices, (ListConfig, list, tuple)) and all(
-        isinstance(i, int) and not isinstance(i, bool) for i in indices)
+    integers = ListOf(Int(0), lo_len=0).allows(indices)  # validation indices: >= 0
     images = _image_paths(cfg) if mode in ("interpolate", "reconstruct", "manipulate") else ()
     pairs = _pairs(cfg) if mode == "interpolate" else ()
     endpoints = (_endpoints(cfg, images, pairs) if mode == "interpolate"
                  else _choice(cfg, "endpoints", ENDPOINTS))
     if mode == "interpolate" and endpoints == "data" and (not integers or len(indices) < 2):
-        raise ValueError(f"indices must be two or more integers like [0,1] or [0,1,2], got "
+        raise ValueError(f"indices must be two or more integers >= 0 like [0,1] or [0,1,2], got "
                          f"{indices!r}")
     if mode == "interpolate" and endpoints == "images" and len(images) < 2:
         raise ValueError(f"images must list two or more image files to interpolate between, "
                          f"got {[str(p) for p in images]}")
     if mode in ("reconstruct", "manipulate") and not images and (not integers or not indices):
-        raise ValueError(f"indices must be a non-empty list of integers like [0,1,2] (or give "
-                         f"images=[path,...]), got {indices!r}")
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+        raise ValueError(f"indices must be a non-empty list of integers >= 0 like [0,1,2] (or "
+                         f"give images=[path,...]), got {indices!r}")
+    seed = check("seed", cfg.get("seed"), SEED)
     level_temperatures = cfg.get("level_temperatures")
     if level_temperatures is not None:
         level_temperatures = _numbers(cfg, "level_temperatures", 0.0)
@@ -191,10 +181,8 @@ def parse_settings(cfg: DictConfig) -> Settings:
         limit_batches = _int(cfg, "limit_batches", 1)
     noise_seed = cfg.get("noise_seed")
     if noise_seed is not None:
-        noise_seed = _int(cfg, "noise_seed", 0)
-    progress = cfg.get("progress")
-    if not isinstance(progress, bool):
-        raise ValueError(f"progress must be true or false, got {progress!r}")
+        noise_seed = check("noise_seed", noise_seed, SEED, "the val_noise_seed of the run")
+    progress = check("progress", cfg.get("progress"), Bool())
     ema = cfg.get("ema", "auto")
     if not isinstance(ema, bool) and ema != "auto":
         raise ValueError(f"ema must be auto, true or false, got {ema!r}")
@@ -203,7 +191,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         raise ValueError(f"precision={precision} is for pictures (mode=grid|interpolate); "
                          f"mode={mode} needs exact float32 encoding: use precision=fp32")
     out = cfg.get("out")
-    return Settings(
+    settings = Settings(
         precision=precision,
         ckpt=resolve_ckpt(str(cfg.ckpt), cfg.paths.root_dir),
         mode=mode,
@@ -218,9 +206,9 @@ def parse_settings(cfg: DictConfig) -> Settings:
         indices=tuple(int(i) for i in indices) if integers else (),
         method=_choice(cfg, "method", METHODS),
         steps=_int(cfg, "steps", 2),
-        frame_ms=_int(cfg, "frame_ms", 1),
+        frame_ms=_int(cfg, "frame_ms", 1, GIF_MAX_MS, "the GIF format's longest frame"),
         gif_scale=_int(cfg, "gif_scale", 1),
-        label=cfg.get("label"),
+        label=check("label", cfg.get("label"), nullable(Int(0)), "a class of the checkpoint"),
         level_temperatures=level_temperatures,
         layout=layout,
         images=images,
@@ -234,6 +222,8 @@ def parse_settings(cfg: DictConfig) -> Settings:
         progress=progress,
         ema=None if ema == "auto" else ema,
     )
+    check_counts(settings)  # the caps in values need the checkpoint: see limits.check_memory
+    return settings
 
 
 def _image_paths(cfg: DictConfig) -> tuple[Path, ...]:
