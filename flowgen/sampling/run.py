@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from flowgen.data import postprocess
 from flowgen.models import MultiScaleFlow, load_model
+from flowgen.sampling.diagnostics import SampleHealth, display_pixels
 from flowgen.sampling.edit import (
     attribute_column,
     attribute_direction,
@@ -22,7 +24,6 @@ from flowgen.sampling.evaluate import evaluate_bpd
 from flowgen.sampling.grid import (
     check_label,
     check_level_temperatures,
-    finite,
     sample_images,
     save_grid,
 )
@@ -56,12 +57,25 @@ def load_checkpoint(settings: Settings) -> tuple[MultiScaleFlow, dict]:
     return model, meta
 
 
-def _to_pixels(images, n_bits: int, what: str):
-    images, bad = finite(images)
-    if bad:
-        print(f"warning: {bad} {what} had non-finite values (shown black where so): lower the "
-              f"temperature", file=sys.stderr)
-    return postprocess(images, n_bits)
+def _to_pixels(images, n_bits: int, what: str, health: dict[str, SampleHealth]):
+    """Model-space images -> pixels, counting the broken ones into ``health[what]`` (non-finite
+    ones become red tiles) and saying so: a broken sample is never silent."""
+    pixels, counted = display_pixels(images, n_bits)
+    health[what] = health[what] + counted if what in health else counted
+    return pixels
+
+
+def _report_health(health: dict[str, SampleHealth]) -> dict:
+    """Print one line per picture (and a warning when some are non-finite); the record for
+    ``settings.json``: totals and the counts per picture."""
+    for what, h in health.items():
+        print(f"{what}: {h.describe('images')}")
+    total = sum(health.values(), SampleHealth(0, 0, 0))
+    if total.nonfinite:
+        print(f"warning: {total.nonfinite} of {total.n_samples} images came out non-finite "
+              f"(red tiles): the decoder overflowed. Lower the temperature, or train with "
+              f"model.coupling_scale=bounded", file=sys.stderr)
+    return {**total.to_json(), "health": {k: h.to_json() for k, h in health.items()}}
 
 
 def _images(cfg: DictConfig, settings: Settings, model: MultiScaleFlow, val_set=None):
@@ -122,6 +136,7 @@ def run(cfg: DictConfig) -> list[Path]:
     pictures: dict[str, tuple] = {}  # file stem -> what to save
     extra: dict = {}  # what settings.json records beyond the settings
     results: dict | None = None  # mode=evaluate: evaluation.json
+    health: dict[str, SampleHealth] = {}  # picture stem -> its broken samples
     # precision=bf16: the coupling networks decode in bf16, the flow itself stays float32.
     autocast = torch.autocast(settings.device.type, dtype=torch.bfloat16,
                               enabled=settings.precision == "bf16")
@@ -136,13 +151,14 @@ def run(cfg: DictConfig) -> list[Path]:
         if settings.layout == "rows":  # one row per temperature, the same latents scaled
             grids = {"grid-temperatures": torch.cat(list(grids.values()))}
         for stem, images in grids.items():
-            pictures[stem] = ("grid", _to_pixels(images, n_bits, "images"), settings.nrow)
+            pictures[stem] = ("grid", _to_pixels(images, n_bits, stem, health), settings.nrow)
     elif settings.mode == "interpolate":
         for stem, rows in _interpolation_rows(cfg, settings, model, n_bits).items():
             with autocast:  # the endpoints were encoded in float32; only decoding is bf16
                 frames = torch.stack([path_frames(model, zs, settings.steps, settings.method,
                                                   settings.batch_size) for zs in rows])
-            frames = _to_pixels(frames.flatten(0, 1), n_bits, "frames").reshape(frames.shape)
+            pixels = _to_pixels(frames.flatten(0, 1), n_bits, stem, health)
+            frames = pixels.reshape(*frames.shape[:2], *pixels.shape[1:])
             pictures[stem] = ("interpolation", frames)  # [rows, frames, C, H, W]
         extra.update(frames_per_row=frames.shape[1],
                      endpoint_frames=list(range(0, frames.shape[1], settings.steps - 1)))
@@ -157,8 +173,9 @@ def run(cfg: DictConfig) -> list[Path]:
         if not settings.images:
             extra.update(_data_record(cfg))
         print(f"reconstruction error (max abs, model space): {error.max().item():.3g}")
-        both = torch.cat([postprocess(x, n_bits), _to_pixels(recon, n_bits, "reconstructions")])
-        pictures[f"reconstruction-{stem}"] = ("grid", both, len(pixels))
+        recon = _to_pixels(recon, n_bits, f"reconstruction-{stem}", health)
+        originals = postprocess(x, n_bits).expand(-1, recon.shape[1], -1, -1)
+        pictures[f"reconstruction-{stem}"] = ("grid", torch.cat([originals, recon]), len(pixels))
     elif settings.mode == "manipulate":
         val_set = load_val_set(cfg.data)
         check_data_shape(val_set, model.in_shape)
@@ -176,8 +193,8 @@ def run(cfg: DictConfig) -> list[Path]:
         if column is not None:
             extra.update(attribute_column=column)
         name = settings.attribute if column is not None else f"attribute{settings.attribute}"
-        pictures[f"manipulate-{name}-{stem}"] = (
-            "grid", _to_pixels(edits, n_bits, "edits"), len(settings.alphas))
+        stem = f"manipulate-{name}-{stem}"
+        pictures[stem] = ("grid", _to_pixels(edits, n_bits, stem, health), len(settings.alphas))
     else:  # evaluate
         val_set = load_val_set(cfg.data)
         check_data_shape(val_set, model.in_shape)
@@ -186,6 +203,11 @@ def run(cfg: DictConfig) -> list[Path]:
                                      settings.noise_seed)
         noise = (f"noise_seed {settings.noise_seed}" if settings.noise_seed is not None
                  else f"seed {settings.seed}")
+        if not math.isfinite(bpd):  # NaN is not JSON, and no bits/dim at all
+            raise ValueError(f"the bits/dim of {settings.ckpt} came out {bpd} on {n_images} "
+                             f"validation images: the model gives them non-finite "
+                             f"log-densities (broken weights, or data unlike its training "
+                             f"data); nothing was written")
         print(f"bpd: {bpd:.6f} ({n_images} validation images, {noise})")
         results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
                    "noise_seed": settings.noise_seed,
@@ -194,6 +216,8 @@ def run(cfg: DictConfig) -> list[Path]:
                    "conditional": bool(getattr(model, "num_classes", 0)), "ema": meta["ema"],
                    **_data_record(cfg)}
 
+    if health:
+        extra.update(_report_health(health))
     out = output_dir(settings, cfg.paths.root_dir)
     written = []
     for stem, (kind, images, *nrow) in pictures.items():
