@@ -89,12 +89,6 @@ def sample_images(model: MultiScaleFlow, n: int, temperature: float, seed: int =
     return decode_batched(model, zs, batch_size, label, progress)
 
 
-def finite(images: Tensor) -> tuple[Tensor, int]:
-    """Images with non-finite values (a flow pushed too far) set to 0, and how many had some."""
-    bad = ~torch.isfinite(images).flatten(1).all(1)
-    return torch.nan_to_num(images, nan=0.0, posinf=0.0, neginf=0.0), int(bad.sum())
-
-
 def save_grid(images: Tensor, path: Path, nrow: int) -> Path:
     """Images in [0, 1] ``[n, C, H, W]`` -> one PNG grid (``make_grid``, padding 2)."""
     save_image(images, path, nrow=nrow)
