@@ -150,7 +150,8 @@ class Either:
     """Any of several specs (``Either(Null(), Int(1))``: null or a positive integer)."""
 
     def __init__(self, *specs) -> None:
-        self.specs = specs
+        # flattened, so that the message lists "null, an integer >= 1 or ..." in one sentence
+        self.specs = tuple(t for s in specs for t in (s.specs if isinstance(s, Either) else (s,)))
 
     def allows(self, value) -> bool:
         return any(s.allows(value) for s in self.specs)

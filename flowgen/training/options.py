@@ -67,6 +67,7 @@ OPTIONS: dict[str, tuple[object, str]] = {
     "seed": (nullable(SEED), ""),
     "n_bits": (Int(1, 8), "8 for ordinary images (5 for CelebA-style setups)"),
     "ckpt_path": (nullable(Text()), "a checkpoint path or last"),
+    "start_over": (Bool(), ""),
     "val_noise_seed": (nullable(SEED), "null draws fresh noise each validation"),
     "classifier_weight": (Real(0), "e.g. 0.01 for a class-conditional Glow"),
     "channels_last": (Bool(), ""),
@@ -226,6 +227,9 @@ def check_model(cfg: DictConfig) -> None:
     _check_table(cfg, options, "model.")
 
 
+DEVICE_NAMES = {"gpu": "GPU", "cuda": "CUDA GPU", "mps": "Apple MPS device", "tpu": "TPU"}
+
+
 def _accelerator_available(name: str) -> bool:
     if name == "gpu":  # Lightning's gpu means CUDA or Apple's MPS
         return any(_accelerator_available(n) for n in ("cuda", "mps"))
@@ -240,7 +244,7 @@ def check_devices(cfg: DictConfig) -> None:
     accelerator, devices = trainer.get("accelerator", "auto"), trainer.get("devices", "auto")
     if accelerator in ("gpu", "cuda", "mps", "tpu") and not _accelerator_available(accelerator):
         raise ValueError(f"trainer.accelerator={accelerator} but this machine has no "
-                         f"{'GPU' if accelerator == 'gpu' else accelerator.upper()} that torch "
+                         f"{DEVICE_NAMES[accelerator]} that torch "
                          f"can use: train with trainer.accelerator=cpu (or auto)")
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not _accelerator_available("gpu"))
     if on_cpu and devices != "auto" and not (is_int(devices) and devices >= 1):

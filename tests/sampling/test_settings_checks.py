@@ -89,8 +89,8 @@ def test_memory_cap_depends_on_the_image_shape():
 
 def test_memory_cap_counts_frames_gif_and_batch():
     shape = (3, 64, 64)
-    with pytest.raises(ValueError, match="^steps=2000 needs"):
-        check_memory(settings("mode=interpolate", "steps=2000"), shape)
+    with pytest.raises(ValueError, match="^steps=3000 needs 36,864,000 values held at once"):
+        check_memory(settings("mode=interpolate", "steps=3000", "gif_scale=1"), shape)
     with pytest.raises(ValueError, match="^gif_scale=20 needs .*lower gif_scale"):
         check_memory(settings("mode=interpolate", "steps=16", "gif_scale=20"), shape)
     check_memory(settings("mode=interpolate", "steps=16", "gif_scale=4"), shape)
