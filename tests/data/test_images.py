@@ -3,8 +3,6 @@ the readers that must use it (image folders, sample.py's image files)."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,32 +12,7 @@ from PIL import Image
 from flowgen.data.datamodules import ImageFolderDataModule
 from flowgen.data.images import read_image
 from flowgen.sampling.edit import load_image_files
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def raw_png(path: Path, pixels: np.ndarray, colour_type: int) -> Path:
-    """A 16-bit PNG written by hand (PIL cannot write 16-bit RGB): ``pixels`` uint16 ``[H, W]``
-    (colour type 0, grey) or ``[H, W, 3]`` (type 2, RGB)."""
-    h, w = pixels.shape[:2]
-    rows = pixels.astype(">u2").reshape(h, -1).tobytes()
-    stride = len(rows) // h
-    raw = b"".join(b"\0" + rows[i * stride:(i + 1) * stride] for i in range(h))
-    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-                     + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
-    return path
-
-
-def header_only_png(path: Path, w: int, h: int) -> Path:
-    """A PNG that claims ``w x h`` pixels but holds almost no data (a decompression bomb's
-    header: reading it must not try to decode)."""
-    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-                     + png_chunk(b"IDAT", zlib.compress(b"\0" * 16)) + png_chunk(b"IEND", b""))
-    return path
+from tests.data.image_files import animated, header_only_png, raw_png16
 
 
 def pixels(path: Path, channels: int) -> np.ndarray:
@@ -64,14 +37,14 @@ def test_16bit_grey_is_scaled_not_clipped(tmp_path):
     for c in range(3):
         np.testing.assert_array_equal(rgb[..., c], expected)
     # by hand (big-endian rows), and as a 32-bit "I" TIFF holding 16-bit values
-    np.testing.assert_array_equal(pixels(raw_png(tmp_path / "raw.png", values, 0), 1), expected)
+    np.testing.assert_array_equal(pixels(raw_png16(tmp_path / "raw.png", values), 1), expected)
     Image.fromarray(values.astype(np.int32), "I").save(tmp_path / "i.tif")
     np.testing.assert_array_equal(pixels(tmp_path / "i.tif", 1), expected)
 
 
 def test_16bit_rgb_keeps_its_levels(tmp_path):
     values = np.stack([ramp16(), ramp16()[::-1], np.full((8, 16), 40000, np.uint16)], -1)
-    out = pixels(raw_png(tmp_path / "rgb16.png", values, 2), 3)
+    out = pixels(raw_png16(tmp_path / "rgb16.png", values), 3)
     np.testing.assert_allclose(out, values / 257, atol=1)  # PIL keeps the high byte
 
 
@@ -138,20 +111,14 @@ def test_extension_does_not_decide_the_format(tmp_path):
     np.testing.assert_array_equal(pixels(tmp_path / "really_a_bmp.png", 3)[0, 0], [1, 2, 3])
 
 
-def _animated(path: Path) -> Path:
-    frames = [Image.new("RGB", (4, 4), (80 * i, 0, 0)) for i in range(3)]
-    frames[0].save(path, save_all=True, append_images=frames[1:])
-    return path
-
-
 def _write_bad(tmp_path: Path, kind: str) -> Path:
     path = tmp_path / f"{kind}.png"
     if kind == "animated_gif":
-        return _animated(tmp_path / "anim.gif")
+        return animated(tmp_path / "anim.gif")
     if kind == "animated_webp":
-        return _animated(tmp_path / "anim.webp")
+        return animated(tmp_path / "anim.webp")
     if kind == "animated_png":
-        return _animated(path)
+        return animated(path)
     if kind == "float":
         Image.new("F", (4, 4), 0.5).save(path, format="TIFF")
     elif kind == "int32":
@@ -209,7 +176,7 @@ def test_sample_image_files_use_the_reader(tmp_path):
     np.testing.assert_array_equal(x[0, 0].numpy(), np.round(values / 257))
     assert (x[1] == 255).all()
     with pytest.raises(ValueError, match=r"cannot read image .*anim\.gif: it is animated"):
-        load_image_files([_animated(tmp_path / "anim.gif")], (3, 4, 4))
+        load_image_files([animated(tmp_path / "anim.gif")], (3, 4, 4))
 
 
 def test_image_folder_reads_16bit_and_refuses_small_images(tmp_path):
@@ -239,7 +206,7 @@ def test_worker_error_ends_with_the_message(tmp_path):
     # torch re-raises a worker's exception with the worker's traceback as its message: its last
     # line is what the CLI prints (flowgen.cli), so it must be "ValueError: <our one line>"
     Image.new("L", (8, 8), 1).save(tmp_path / "a.png")
-    bad = _animated(tmp_path / "b.webp")
+    bad = animated(tmp_path / "b.webp")
     dm = ImageFolderDataModule(tmp_path, image_size=4, channels=1, val_fraction=0,
                                batch_size=2, num_workers=1)
     dm.setup()
