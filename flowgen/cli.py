@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import sys
 
+from flowgen.errors import FlowgenError
+
 #: Raised by flowgen's checks of configs, data, checkpoints and output folders.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, OSError,
+                                                FlowgenError)
+#: How torch's DataLoader re-raises an exception from a worker process: its message is this line,
+#: then the worker's whole traceback, whose last line is the original ``Type: message``.
+WORKER_TRACEBACK = "Original Traceback (most recent call last):"
 
 
 def user_error(err: BaseException) -> BaseException | None:
@@ -24,8 +30,20 @@ def user_error(err: BaseException) -> BaseException | None:
     return None
 
 
+def message(err: BaseException) -> str:
+    """The error's message on one line; for an error re-raised from a DataLoader worker, the
+    worker's own message (without the folded traceback around it)."""
+    text = str(err)
+    if WORKER_TRACEBACK in text:
+        last = [line for line in text.split(WORKER_TRACEBACK, 1)[1].splitlines() if line.strip()]
+        if last:
+            original = last[-1].strip()
+            kind = type(err).__name__ + ": "
+            text = original[len(kind):] if original.startswith(kind) else original
+    return " ".join(text.split()) or type(err).__name__
+
+
 def exit_with_error(err: BaseException, code: int = 2) -> None:
     """Print ``error: <message>`` (whitespace folded to one line) to stderr and exit."""
-    message = " ".join(str(err).split()) or type(err).__name__
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {message(err)}", file=sys.stderr)
     sys.exit(code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -23,31 +22,66 @@ def model_metadata(model: MultiScaleFlow, n_bits: int) -> dict:
             "n_bits": int(n_bits)}
 
 
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The contents of a flowgen checkpoint file, or a ``ValueError``/``FileNotFoundError`` that
+    says what the file is and what to pass instead. One reader for ``sample.py``, ``train.py
+    ckpt_path=`` and the trainer's checkpoint IO, so every entry point says the same thing.
+
+    Read with ``weights_only=True``: no pickled code runs, whoever made the file."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.ckpt"))[:3]
+        hint = f"{path / found[0]}" if found else f"{path}/last.ckpt"
+        raise ValueError(f"{path} is a folder, not a checkpoint file: pass one of its checkpoints, "
+                         f"e.g. {hint}" + (f" (it holds {', '.join(found)})" if found else ""))
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path} (pass ckpt=checkpoints/<run>/"
+                                f"last.ckpt)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        # Never repeat torch's advice to retry with weights_only=False: that runs the file's code.
+        raise ValueError(f"{path} is not a readable flowgen checkpoint (not a torch file, "
+                         f"truncated or empty, or holding objects beyond tensors and plain "
+                         f"data): pass a checkpoint written by train.py") from err
+    meta = ckpt.get("flowgen") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or "arch" not in meta or not isinstance(
+            ckpt.get("state_dict"), dict):
+        raise ValueError(f"{path} is not a flowgen checkpoint (no 'flowgen' record): train one "
+                         f"with train.py")
+    for key in ("state_dict", TRAINED_WEIGHTS):
+        if isinstance(ckpt.get(key), dict):
+            check_finite_weights(path, ckpt[key], key)
+    return ckpt
+
+
+def check_finite_weights(path: str | Path, weights: dict, what: str = "state_dict") -> None:
+    """A ``ValueError`` naming the first tensor of ``weights`` that is not a tensor or holds
+    NaN/Inf: such a model samples NaN and trains on from garbage."""
+    for name, value in weights.items():
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: {what}[{name!r}] is not a tensor: not a flowgen checkpoint")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{path} holds non-finite weights (NaN/Inf in {what} {name}): the "
+                             f"run diverged before it was saved; use an earlier checkpoint of "
+                             f"the run or retrain with a lower learning rate")
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu",
                prefix: str = "model.", ema: bool | None = None) -> tuple[MultiScaleFlow, dict]:
     """Rebuild the model saved in a checkpoint: ``(model in eval mode, metadata)``.
 
-    The file is read with ``weights_only=True`` (no pickled code runs) and the model is built from
-    the allow-listed registry, never from a class path stored in the file.
+    The file is read by :func:`read_checkpoint` (``weights_only=True``: no pickled code runs)
+    and the model is built from the allow-listed registry, never from a class path stored in
+    the file.
 
     ``ema``: ``None`` loads the weights validation measured, the EMA weights when training kept
     them (``state_dict``; the trained ones are then in ``current_model_state``); ``True``
     requires the EMA weights, ``False`` loads the trained ones. ``metadata["ema"]`` says which.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (pass ckpt=checkpoints/<run>/"
-                                f"last.ckpt)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        # torch's own message suggests weights_only=False: exactly what must not be done here.
-        raise ValueError(f"{path} is not a readable flowgen checkpoint (truncated, not a torch "
-                         f"file, or holding objects beyond tensors and plain data)") from err
-    meta = ckpt.get("flowgen") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or "arch" not in meta or "state_dict" not in ckpt:
-        raise ValueError(f"{path} is not a flowgen checkpoint (no 'flowgen' record): train one "
-                         f"with train.py")
+    ckpt = read_checkpoint(path, map_location)
+    meta = ckpt["flowgen"]
     has_ema = isinstance(ckpt.get(TRAINED_WEIGHTS), dict)
     if ema and not has_ema:
         raise ValueError(f"{path} has no EMA weights (trained with callbacks.ema=null or before "
