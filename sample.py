@@ -16,17 +16,20 @@ in ``configs/sample.yaml``, examples in ``docs/README.md``.
 import hydra
 from omegaconf import DictConfig
 
-from flowgen.cli import exit_with_error
+from flowgen.cli import exit_with_error, user_error
 from flowgen.config import CONFIG_DIR  # also registers the ${project_root:} resolver
-from flowgen.sampling import USER_ERRORS, run
+from flowgen.sampling import run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sample")
 def main(cfg: DictConfig) -> None:
     try:
         written = run(cfg)
-    except USER_ERRORS as err:
-        exit_with_error(err)
+    except Exception as err:
+        cause = user_error(err)
+        if cause is None:
+            raise  # a bug, not a bad input: keep the traceback
+        exit_with_error(cause)
     for path in written:
         print(f"wrote {path}")
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from flowgen.errors import FlowgenError
+
+
+class TrainingDiverged(FlowgenError, RuntimeError):
+    """Too many non-finite steps in a row: the run stopped (``last.ckpt`` was saved first)."""
+
 
 class NonFiniteStepGuard(L.Callback):
     """Skip the optimiser step when any gradient (hence the loss) is NaN or Inf.
 
     Runs after backward and before clipping and the step: it sets every gradient to ``None``,
     which Adam, Adamax and SGD treat as "no update" (their moments are left untouched too), logs
-    ``train/skipped_steps``, and after ``max_consecutive`` skipped steps in a row stops the run with
-    an error naming the step. One host sync per step (the finiteness flag).
+    ``train/skipped_steps``, and after ``max_consecutive`` skipped steps in a row stops the run:
+    training ends after that step (so ``last.ckpt`` is saved, with the weights from before the
+    first bad step) and ``fit`` then raises :class:`TrainingDiverged` naming the step. One host
+    sync per step (the finiteness flag).
     """
 
     def __init__(self, max_consecutive: int = 20):
@@ -21,6 +29,7 @@ class NonFiniteStepGuard(L.Callback):
         self.max_consecutive = max_consecutive
         self.skipped = 0
         self.in_a_row = 0
+        self.stopped: str | None = None  # why the run was stopped, once it was
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
@@ -38,13 +47,19 @@ class NonFiniteStepGuard(L.Callback):
             self.skipped += 1
             self.in_a_row += 1
         pl_module.log("train/skipped_steps", float(self.skipped))
-        if self.in_a_row >= self.max_consecutive:
-            raise RuntimeError(
+        if self.in_a_row >= self.max_consecutive and self.stopped is None:
+            self.stopped = (
                 f"{self.in_a_row} training steps in a row up to step {trainer.global_step} had a "
-                f"NaN/Inf loss or gradient ({self.skipped} skipped in all); the weights are those "
-                f"before the first of them. Usual fixes: a lower learning rate "
-                f"(optim.optimizer.lr), a longer warm-up (optim.warmup_steps), additive coupling "
-                f"(model.coupling=additive), or gradient clipping (trainer.gradient_clip_val)")
+                f"NaN/Inf loss or gradient ({self.skipped} skipped in all); the weights (and "
+                f"last.ckpt) are those before the first of them. Usual fixes: a lower learning "
+                f"rate (optim.optimizer.lr), a longer warm-up (optim.warmup_steps), additive "
+                f"coupling (model.coupling=additive), or gradient clipping "
+                f"(trainer.gradient_clip_val)")
+            trainer.should_stop = True  # ends after this step: on_train_end saves last.ckpt
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.stopped is not None:
+            raise TrainingDiverged(self.stopped)
 
     def state_dict(self) -> dict:
         return {"skipped": self.skipped, "in_a_row": self.in_a_row}

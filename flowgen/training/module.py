@@ -44,7 +44,7 @@ class FlowModule(L.LightningModule):
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  n_bits: int = 8, warmup_steps: int = 0, classifier_weight: float = 0.0,
                  val_noise_seed: int | None = None, channels_last: bool = False,
-                 compile: bool = False):
+                 compile: bool = False, training_record: dict | None = None):
         super().__init__()
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model = model
@@ -57,6 +57,8 @@ class FlowModule(L.LightningModule):
         self.classifier_weight = classifier_weight if self.conditional else 0.0
         self.val_noise_seed = val_noise_seed
         self._val_noise: Tensor | None = None
+        # plain data saved with every checkpoint (the optimiser's config), compared on resume
+        self.training_record = dict(training_record or {})
 
     def bpd(self, pixels: Tensor, labels: Tensor | None = None,
             generator: torch.Generator | None = None) -> Tensor:
@@ -154,7 +156,8 @@ class FlowModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["flowgen"] = model_metadata(self.model, self.n_bits)
+        checkpoint["flowgen"] = {**model_metadata(self.model, self.n_bits),
+                                 "training": self.training_record}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # An EMA checkpoint's "state_dict" holds the averaged weights, and the EMA callback puts

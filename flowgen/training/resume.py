@@ -17,9 +17,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from flowgen.training.confined import ConfinedCheckpoint
 
 
 def get_rng_state() -> dict[str, Any]:
@@ -83,7 +84,7 @@ class RandomState(L.Callback):
             self._before_validation = None
 
 
-class ResumeCheckpoint(ModelCheckpoint):
+class ResumeCheckpoint(ConfinedCheckpoint):
     """``<dirpath>/last.ckpt`` every ``every_n_train_steps`` optimiser steps, at the end of
     training, and when SIGTERM stops the run (what SLURM sends before preemption or after a
     requeue).
@@ -96,11 +97,15 @@ class ResumeCheckpoint(ModelCheckpoint):
     the few milliseconds between this callback's step-end hook and the end of an epoch, the
     previous ``last.ckpt`` is kept.) Writes go through the trainer's checkpoint IO (atomic in
     flowgen's trainer configs).
+
+    A ``last.ckpt`` taken at a step that is followed by a validation is written again after
+    it, so that it records what that validation did (the best checkpoint it kept): a run
+    resumed from it does not repeat that validation. Always ``last.ckpt``, never ``last-v1``.
     """
 
     def __init__(self, dirpath: str, every_n_train_steps: int = 100) -> None:
         super().__init__(dirpath=dirpath, save_last=True, save_top_k=0,
-                         every_n_train_steps=every_n_train_steps)
+                         every_n_train_steps=every_n_train_steps, enable_version_counter=False)
 
     def _save_last_now(self, trainer: L.Trainer) -> None:
         # skips the sanity check and a step already saved
@@ -114,7 +119,13 @@ class ResumeCheckpoint(ModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
-        if trainer.received_sigterm and trainer.state.fn == "fit":  # it came during validation
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        if self._last_global_step_saved == trainer.global_step and self.last_model_path:
+            # saved before this validation (checkpoint callbacks run after the others, the best
+            # checkpoint's included): again, now with the validation's outcome
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        elif trainer.received_sigterm:  # it came during validation
             self._save_last_now(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

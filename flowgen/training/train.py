@@ -8,12 +8,17 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from flowgen.config import check_run_name
 from flowgen.perf import keep_freed_memory
 from flowgen.training.module import FlowModule
+from flowgen.training.options import check_train_config
 from flowgen.training.resume import RandomState
+from flowgen.training.resume_checks import check_resume, resolve_ckpt_path, training_record
+from flowgen.training.run_dir import claim_run
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
                         classifier_weight=cfg.get("classifier_weight", 0.0),
                         val_noise_seed=cfg.get("val_noise_seed"),
                         channels_last=cfg.get("channels_last", False),
-                        compile=cfg.get("compile", False))
+                        compile=cfg.get("compile", False),
+                        training_record=training_record(cfg))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.append(RandomState())  # not optional: without it a resumed run draws other noise
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
@@ -38,11 +44,27 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
 
 def train(cfg: DictConfig) -> dict[str, float | str]:
     """Fit the model; return the final metrics (``train/bpd``, ``val/bpd``, ...), the number of
-    steps and the checkpoint paths."""
+    steps and the checkpoint paths.
+
+    Every check runs before anything of the run is written: the options, the data, the model,
+    the checkpoint to resume from against this config, then the run's folders (see
+    :func:`~flowgen.training.run_dir.claim_run`)."""
+    check_train_config(cfg)
+    check_run_name(cfg.run_name)
     keep_freed_memory()  # a training step re-allocates the same buffers: see bench/speed.py
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule, module, trainer = build(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.checkpoint_dir)
+    if ckpt_path is not None:
+        check_resume(ckpt_path, module, cfg)
+    datamodule.check_splits(trainer.world_size)
+    with claim_run(cfg, ckpt_path, is_main=rank_zero_only.rank == 0):
+        return _fit(cfg, datamodule, module, trainer, ckpt_path)
+
+
+def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
+         trainer: L.Trainer, ckpt_path) -> dict[str, float | str]:
     n_params = sum(p.numel() for p in module.parameters())
     hparams = OmegaConf.to_container(cfg, resolve=True)
     hparams["n_params"] = n_params
@@ -60,8 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
              datamodule.batch_size * trainer.num_devices * trainer.num_nodes * accumulate)
     try:
         # weights_only: resuming from a checkpoint someone else made must not run its code
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"),
-                    weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         # Lightning stopped after the step under way; ResumeCheckpoint saved it. Exit code 0.
         log.warning("stopped by SIGTERM at step %d: resume with ckpt_path=last run_name=%s",

@@ -4,7 +4,7 @@ A case is ``Case(script, args, code, message)``: the process must exit with ``co
 stderr with one ``error: ...`` line containing ``message`` (code 2) or print ``message`` (Hydra's
 own errors, code 1), show no traceback, and leave every file that existed before byte-identical.
 Each case runs in its own folder holding an earlier run's files (``ckpt/`` the checkpoint dir,
-``out/`` sample.py's ``out``, ``cwd/`` the working directory); all cases of a module run at once.
+``out/`` sample.py's ``out``, ``cwd/`` the working directory), a few at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,13 +46,30 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _start(case: Case, folder: Path, env: dict) -> subprocess.Popen:
+    args = list(case.args) + (case.args_in(folder) if case.args_in else [])
+    if case.script == "train.py":
+        own = [f"hydra.run.dir={folder / 'run'}",
+               f"paths.checkpoint_dir={folder / 'ckpt'}"] if case.own_dirs else []
+        args = [*(TINY if case.tiny else []), *args, *own]
+    else:
+        args = ["device=cpu", f"out={folder / 'out'}", *args]  # a case's out= wins
+    return subprocess.Popen([sys.executable, str(ROOT / case.script), *args],
+                            cwd=folder / "cwd", env={**env, **case.env}, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=case.preexec)
+
+
 def run_cases(cases: dict[str, Case], tmp: Path, shared: Path | None = None,
-              timeout: float = 300) -> dict[str, tuple[Case, int, str, dict, dict]]:
-    """Run every case at once; name -> (case, returncode, stderr, files before, files after).
-    ``shared``: a folder of inputs all cases read, which must not change either."""
+              timeout: float = 300, parallel: int = 4
+              ) -> dict[str, tuple[Case, int, str, dict, dict]]:
+    """Run every case, ``parallel`` at a time (each process imports torch and Lightning: more
+    at once only thrash two cores); name -> (case, returncode, stderr, files before, files
+    after). ``shared``: a folder of inputs all cases read, which must not change either.
+    ``timeout`` (seconds) bounds each process: a hang fails its case with a message."""
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
            "PYTHONWARNINGS": "ignore"}
-    procs, before = {}, {}
+    before = {}
     for name, case in cases.items():
         folder = tmp / name
         for sub in ("ckpt", "out", "cwd"):
@@ -60,29 +78,21 @@ def run_cases(cases: dict[str, Case], tmp: Path, shared: Path | None = None,
         (folder / "out" / "grid-T0.70.png").write_bytes(b"an earlier sample")
         if case.prepare is not None:
             case.prepare(folder)
-        args = list(case.args) + (case.args_in(folder) if case.args_in else [])
-        if case.script == "train.py":
-            own = [f"hydra.run.dir={folder / 'run'}",
-                   f"paths.checkpoint_dir={folder / 'ckpt'}"] if case.own_dirs else []
-            args = [*(TINY if case.tiny else []), *args, *own]
-        else:
-            args = ["device=cpu", f"out={folder / 'out'}", *args]  # a case's out= wins
         before[name] = snapshot(folder)
-        procs[name] = subprocess.Popen([sys.executable, str(ROOT / case.script), *args],
-                                       cwd=folder / "cwd", env={**env, **case.env}, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       preexec_fn=case.preexec)
     shared_before = snapshot(shared) if shared is not None else None
     results = {}
-    for name, proc in procs.items():
-        try:
-            _, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
-            stderr += f"\n[harness] killed after {timeout} s"
-        results[name] = (cases[name], proc.returncode, stderr, before[name],
-                         snapshot(tmp / name))
+    with ThreadPoolExecutor(parallel) as pool:
+        def finish(name: str) -> None:
+            proc = _start(cases[name], tmp / name, env)
+            try:
+                _, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, stderr = proc.communicate()
+                stderr += f"\n[harness] killed after {timeout} s"
+            results[name] = (cases[name], proc.returncode, stderr, before[name],
+                             snapshot(tmp / name))
+        list(pool.map(finish, cases))
     if shared is not None:
         assert snapshot(shared) == shared_before, "a shared input file changed"
     return results
