@@ -152,6 +152,8 @@ def _model_ranges() -> dict[type, dict[str, tuple[object, str]]]:
         glow.Glow: {
             "levels": (Int(1), ""), "steps": (depth, big), "hidden_channels": (width, big),
             "coupling": (Choice(tuple(glow.COUPLINGS)), ""),
+            **({"coupling_scale": (Choice(tuple(glow.COUPLING_SCALES)), "")}
+               if hasattr(glow, "COUPLING_SCALES") else {}),
             "permutation": (Choice(tuple(glow.PERMUTATIONS)), ""),
             "split_prior": (Choice(glow.SPLIT_PRIORS), ""),
             "num_classes": (Int(0, MAX_CLASSES), "0: unconditional"),
