@@ -42,7 +42,7 @@ class Glow(MultiScaleFlow):
     paper's ablation). ``lu`` is a shorthand: ``True`` -> ``conv1x1_lu``, ``False`` -> ``conv1x1``.
     ``coupling_scale`` (affine couplings): ``sigmoid`` (the paper's ``sigmoid(h + 2)``, the
     default here so that a checkpoint whose config predates the option rebuilds as it was
-    trained) or ``bounded`` (the sigmoid kept above ``exp(-4)``: sampling cannot overflow
+    trained) or ``bounded`` (the sigmoid kept above ``exp(-2)``: sampling cannot overflow
     through a coupling's inverse; configs/model/glow.yaml's default).
     ``split_prior``: ``learned`` (conditioned on the kept half) or ``standard`` (``N(0, I)``).
     ``num_classes > 0`` makes the top prior (and, with ``condition_splits``, every split prior)
