@@ -6,6 +6,7 @@ anything else keeps its traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from flowgen.errors import FlowgenError
@@ -36,10 +37,9 @@ def message(err: BaseException) -> str:
     text = str(err)
     if WORKER_TRACEBACK in text:
         last = [line for line in text.split(WORKER_TRACEBACK, 1)[1].splitlines() if line.strip()]
-        if last:
-            original = last[-1].strip()
-            kind = type(err).__name__ + ": "
-            text = original[len(kind):] if original.startswith(kind) else original
+        if last:  # "ValueError: ..." or "flowgen.errors.FlowgenError: ...": drop the type
+            prefix = re.match(rf"(?:\w+\.)*{type(err).__name__}: ", last[-1].strip())
+            text = last[-1].strip()[prefix.end() if prefix else 0:]
     return " ".join(text.split()) or type(err).__name__
 
 

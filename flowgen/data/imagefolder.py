@@ -121,7 +121,7 @@ class ImageFolderDataModule(ImageDataModule):
     def _subset(self, indices: list[int]) -> ImageFiles:
         files = [self.files[i] for i in indices]
         fix = (f"remove it, lower data.image_size (now {self.image_size}) or pass "
-               f"+data.upscale=true to enlarge small images")
+               f"data.upscale=true to enlarge small images")
         return ImageFiles(files, [self.labels[i] for i in indices], self.channels,
                           self.transform, 1 if self.upscale else self.image_size, fix)
 

@@ -61,6 +61,8 @@ def _lock(folder: Path, run_name: str) -> Iterator[None]:
 
 def _check_one_run(folder: Path, run_name: str, ckpt_path: Path | None,
                    start_over: bool) -> None:
+    """Refuse a new run into ``folder`` when it holds checkpoints; ``start_over`` moves them
+    aside instead (only under the lock: then no other process writes there)."""
     existing = _checkpoints(folder)
     resumes_here = ckpt_path is not None and ckpt_path.resolve().parent == folder.resolve()
     if not existing or resumes_here:
@@ -106,8 +108,11 @@ def claim_run(cfg: DictConfig, ckpt_path: Path | None, is_main: bool = True) -> 
         return
     run_name = check_run_name(cfg.run_name)
     folder = Path(cfg.paths.checkpoint_dir)
+    start_over = bool(cfg.get("start_over", False))
+    if not start_over:  # refused before the lock file is made: a refusal writes nothing
+        _check_one_run(folder, run_name, ckpt_path, start_over)
     with _lock(folder, run_name):
-        _check_one_run(folder, run_name, ckpt_path, bool(cfg.get("start_over", False)))
+        _check_one_run(folder, run_name, ckpt_path, start_over)  # again: it may have changed
         for path in remove_stale_temporaries(folder):
             log.info("removed %s, left by a write that was killed", path)
         output_dir = Path(cfg.paths.output_dir)

@@ -131,6 +131,10 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad_inputs")
     cases = {name: Case(script, args, code, message)
              for name, (script, args, code, message) in _cases(tmp).items()}
+    # found while training, after the run claimed its folders: a fresh checkpoint folder
+    cases["train_corrupt_image"].own_dirs = False
+    cases["train_corrupt_image"].args_in = lambda d: [f"hydra.run.dir={d / 'run'}",
+                                                      f"paths.checkpoint_dir={d / 'run' / 'ckpt'}"]
     return run_cases(cases, tmp, shared=tmp / "data")
 
 
