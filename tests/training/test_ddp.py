@@ -128,7 +128,7 @@ def _run_contained(args: list[str], timeout: float, what: str) -> subprocess.Com
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
+        out, _ = proc.communicate(timeout=60)
         pytest.fail(f"{what}: no result after {timeout} s (OMP_NUM_THREADS="
                     f"{os.environ.get('OMP_NUM_THREADS', 'unset')}); killed. Output:\n"
                     f"{out[-3000:]}")
