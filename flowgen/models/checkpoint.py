@@ -22,12 +22,10 @@ def model_metadata(model: MultiScaleFlow, n_bits: int) -> dict:
             "n_bits": int(n_bits)}
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """The contents of a flowgen checkpoint file, or a ``ValueError``/``FileNotFoundError`` that
-    says what the file is and what to pass instead. One reader for ``sample.py``, ``train.py
-    ckpt_path=`` and the trainer's checkpoint IO, so every entry point says the same thing.
-
-    Read with ``weights_only=True``: no pickled code runs, whoever made the file."""
+def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu"):
+    """What ``torch.load(path, weights_only=True)`` reads (no pickled code runs, whoever made the
+    file), or a ``ValueError``/``FileNotFoundError`` that says what the file is and what to pass
+    instead."""
     path = Path(path)
     if path.is_dir():
         found = sorted(p.name for p in path.glob("*.ckpt"))[:3]
@@ -38,12 +36,20 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise FileNotFoundError(f"checkpoint not found: {path} (pass ckpt=checkpoints/<run>/"
                                 f"last.ckpt)")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
         # Never repeat torch's advice to retry with weights_only=False: that runs the file's code.
         raise ValueError(f"{path} is not a readable flowgen checkpoint (not a torch file, "
                          f"truncated or empty, or holding objects beyond tensors and plain "
                          f"data): pass a checkpoint written by train.py") from err
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The contents of a flowgen checkpoint file (:func:`read_torch_file`), checked: a flowgen
+    record, tensors only as weights, all finite. One reader for ``sample.py`` and ``train.py
+    ckpt_path=``, so both entry points say the same thing."""
+    path = Path(path)
+    ckpt = read_torch_file(path, map_location)
     meta = ckpt.get("flowgen") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or "arch" not in meta or not isinstance(
             ckpt.get("state_dict"), dict):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from flowgen.models.checkpoint import read_checkpoint
+from flowgen.models.checkpoint import read_torch_file
 
 #: What a write dies of when the disk (or a quota, or ``ulimit -f``) is full.
 NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
@@ -73,8 +73,9 @@ def remove_file(path: str | Path) -> None:
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's torch checkpoint IO with :func:`atomic_write_bytes` for local paths,
-    :func:`~flowgen.models.checkpoint.read_checkpoint` for reading (``weights_only=True`` and
-    flowgen's messages) and :func:`remove_file` for removing."""
+    :func:`~flowgen.models.checkpoint.read_torch_file` for reading (``weights_only=True`` and
+    flowgen's messages; Lightning also reads its own files through it, e.g. the weights a
+    spawned rank 0 hands back) and :func:`remove_file` for removing."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         if "://" in str(path):  # remote storage: fsspec's transactions apply
@@ -86,7 +87,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         if "://" in str(path):
             return super().load_checkpoint(path, map_location, weights_only=True)
-        return read_checkpoint(path, map_location or "cpu")
+        return read_torch_file(path, map_location or "cpu")
 
     def remove_checkpoint(self, path) -> None:
         if "://" in str(path):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from flowgen.config import check_run_name
 from flowgen.perf import keep_freed_memory
+from flowgen.training.ddp_safety import fork_safe_ranks
 from flowgen.training.module import FlowModule
 from flowgen.training.options import check_train_config
 from flowgen.training.resume import RandomState
@@ -55,6 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule, module, trainer = build(cfg)
+    fork_safe_ranks(trainer)  # forked DDP ranks must not hang on the parent's OpenMP pool
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.checkpoint_dir)
     if ckpt_path is not None:
         check_resume(ckpt_path, module, cfg)
