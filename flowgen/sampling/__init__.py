@@ -3,8 +3,8 @@ attribute edits and bits/dim evaluation."""
 
 from flowgen.sampling.grid import sample_images
 from flowgen.sampling.interpolate import interpolation_frames
-from flowgen.sampling.run import USER_ERRORS, load_checkpoint, run
+from flowgen.sampling.run import load_checkpoint, run
 from flowgen.sampling.settings import Settings, parse_settings
 
-__all__ = ["USER_ERRORS", "Settings", "interpolation_frames", "load_checkpoint", "parse_settings",
+__all__ = ["Settings", "interpolation_frames", "load_checkpoint", "parse_settings",
            "run", "sample_images"]

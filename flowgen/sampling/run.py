@@ -38,22 +38,17 @@ from flowgen.sampling.interpolate import (
     save_gif,
     save_strip,
 )
+from flowgen.sampling.limits import check_memory
 from flowgen.sampling.settings import Settings, output_dir, parse_settings, temperature_tag
-
-#: What a user can get wrong (paths, values, files): ``sample.py`` prints these as one line.
-USER_ERRORS = (FileNotFoundError, ValueError, OSError)
 
 
 def load_checkpoint(settings: Settings) -> tuple[MultiScaleFlow, dict]:
-    try:
-        model, meta = load_model(settings.ckpt, map_location=settings.device, ema=settings.ema)
-    except ValueError as err:  # keep torch.load's advice (weights_only=False) out of the message
-        if "not a readable flowgen checkpoint" not in str(err):
-            raise
-        raise ValueError(f"{settings.ckpt} is not a readable flowgen checkpoint (not a torch file, "
-                         f"truncated, or holding objects beyond tensors and plain data)") from err
+    """The model (flowgen's one checkpoint reader: the same messages as ``train.py``) and its
+    record; then the memory caps for its image shape, before anything is decoded."""
+    model, meta = load_model(settings.ckpt, map_location=settings.device, ema=settings.ema)
     if not isinstance(meta.get("n_bits"), int) or not 1 <= meta["n_bits"] <= 8:
         raise ValueError(f"{settings.ckpt}: the flowgen record has no valid n_bits ({meta})")
+    check_memory(settings, model.in_shape)
     return model, meta
 
 

@@ -178,9 +178,10 @@ def test_cli_writes_a_grid_and_fails_cleanly_on_user_errors(ckpt, tmp_path):
         for name, (args, _, _) in cases.items()}
     try:
         _check_cli_cases(procs, cases, tmp_path)
-    finally:  # a timeout or a failed case leaves no sample.py running
+    finally:  # a timeout or a failed case leaves no sample.py running, nor its pipes open
         for proc in procs.values():
             proc.kill()
+            proc.communicate()
     assert list(cwd.iterdir()) == []  # Hydra left nothing in the working directory
 
 
@@ -200,7 +201,12 @@ def _check_cli_cases(procs: dict[str, subprocess.Popen], cases: dict, tmp_path: 
         else:
             names = ["grid-T0.50.png", "grid-T0.70.png", "settings.json"]
             assert sorted(p.name for p in (tmp_path / name).iterdir()) == names
-            assert stdout.split() == [w for n in names for w in ("wrote", str(tmp_path / name / n))]
+            lines = stdout.splitlines()
+            assert [line for line in lines if line.startswith("wrote ")] == \
+                [f"wrote {tmp_path / name / n}" for n in names]
+            # and one health line per picture: its non-finite and out-of-range samples
+            assert [line.split(":")[0] for line in lines if not line.startswith("wrote ")] == \
+                ["grid-T0.50", "grid-T0.70"], stdout
 
 
 def test_label_samples_one_class_of_a_conditional_checkpoint(tmp_path):
