@@ -120,100 +120,103 @@ def _data_record(cfg: DictConfig) -> dict:
             "data_config": OmegaConf.to_container(cfg.data, resolve=True)}
 
 
-def run(cfg: DictConfig) -> list[Path]:
-    """Validate the settings, load the checkpoint, compute every picture, then write them and
-    ``settings.json`` into the output folder; returns the paths written. Nothing is written
-    when a check fails."""
-    settings = parse_settings(cfg)
-    model, meta = load_checkpoint(settings)
-    n_bits = meta["n_bits"]
-    check_label(model, settings.label)
-    pictures: dict[str, tuple] = {}  # file stem -> what to save
-    extra: dict = {}  # what settings.json records beyond the settings
-    results: dict | None = None  # mode=evaluate: evaluation.json
-    health: dict[str, SampleHealth] = {}  # picture stem -> its broken samples
-    # precision=bf16: the coupling networks decode in bf16, the flow itself stays float32.
-    autocast = torch.autocast(settings.device.type, dtype=torch.bfloat16,
-                              enabled=settings.precision == "bf16")
-    if settings.mode == "grid":
-        check_level_temperatures(model, settings.level_temperatures)
-        with autocast:
-            grids = {f"grid-{temperature_tag(t)}":
-                     sample_images(model, settings.n, t, settings.seed, settings.batch_size,
-                                   settings.label, settings.level_temperatures,
-                                   settings.progress)
-                     for t in settings.temperatures}
-        if settings.layout == "rows":  # one row per temperature, the same latents scaled
-            grids = {"grid-temperatures": torch.cat(list(grids.values()))}
-        for stem, images in grids.items():
-            pictures[stem] = ("grid", _to_pixels(images, n_bits, stem, health), settings.nrow)
-    elif settings.mode == "interpolate":
-        for stem, rows in _interpolation_rows(cfg, settings, model, n_bits).items():
-            with autocast:  # the endpoints were encoded in float32; only decoding is bf16
-                frames = torch.stack([path_frames(model, zs, settings.steps, settings.method,
-                                                  settings.batch_size) for zs in rows])
-            pixels = _to_pixels(frames.flatten(0, 1), n_bits, stem, health)
-            frames = pixels.reshape(*frames.shape[:2], *pixels.shape[1:])
-            pictures[stem] = ("interpolation", frames)  # [rows, frames, C, H, W]
-        extra.update(frames_per_row=frames.shape[1],
-                     endpoint_frames=list(range(0, frames.shape[1], settings.steps - 1)))
-        if settings.endpoints == "data" or any(isinstance(e, int) for row in settings.pairs
-                                               for e in row):
-            extra.update(_data_record(cfg))
-    elif settings.mode == "reconstruct":
-        pixels, stem = _images(cfg, settings, model)
-        x, recon = reconstruct(model, pixels, n_bits, settings.batch_size)
-        error = (recon - x).abs().flatten(1).amax(1)
-        extra.update(max_abs_error=error.max().item(), max_abs_error_per_image=error.tolist())
-        if not settings.images:
-            extra.update(_data_record(cfg))
-        print(f"reconstruction error (max abs, model space): {error.max().item():.3g}")
-        recon = _to_pixels(recon, n_bits, f"reconstruction-{stem}", health)
-        originals = postprocess(x, n_bits).expand(-1, recon.shape[1], -1, -1)
-        pictures[f"reconstruction-{stem}"] = ("grid", torch.cat([originals, recon]), len(pixels))
-    elif settings.mode == "manipulate":
-        val_set = load_val_set(cfg.data)
-        check_data_shape(val_set, model.in_shape)
-        column = attribute_column(val_set, settings.attribute)  # a bad name fails before work
-        pixels, stem = _images(cfg, settings, model, val_set)
-        direction, n_with, n_without = attribute_direction(
-            model, val_set, settings.attribute, n_bits, settings.max_images,
-            settings.batch_size, settings.progress)
-        edits = manipulate(model, pixels, direction, settings.alphas, n_bits,
-                           settings.batch_size, settings.progress)
-        extra.update(_data_record(cfg), images_with_attribute=n_with,
-                     images_without_attribute=n_without,
-                     direction_norm_per_level=[d.norm().item() for d in direction],
-                     conditional_decoded_unconditionally=bool(getattr(model, "num_classes", 0)))
-        if column is not None:
-            extra.update(attribute_column=column)
-        name = settings.attribute if column is not None else f"attribute{settings.attribute}"
-        stem = f"manipulate-{name}-{stem}"
-        pictures[stem] = ("grid", _to_pixels(edits, n_bits, stem, health), len(settings.alphas))
-    else:  # evaluate
-        val_set = load_val_set(cfg.data)
-        check_data_shape(val_set, model.in_shape)
-        bpd, n_images = evaluate_bpd(model, n_bits, val_set, settings.batch_size, settings.seed,
-                                     settings.limit_batches, settings.progress,
-                                     settings.noise_seed)
-        noise = (f"noise_seed {settings.noise_seed}" if settings.noise_seed is not None
-                 else f"seed {settings.seed}")
-        if not math.isfinite(bpd):  # NaN is not JSON, and no bits/dim at all
-            raise ValueError(f"the bits/dim of {settings.ckpt} came out {bpd} on {n_images} "
-                             f"validation images: the model gives them non-finite "
-                             f"log-densities (broken weights, or data unlike its training "
-                             f"data); nothing was written")
-        print(f"bpd: {bpd:.6f} ({n_images} validation images, {noise})")
-        results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
-                   "noise_seed": settings.noise_seed,
-                   "batch_size": settings.batch_size, "limit_batches": settings.limit_batches,
-                   "ckpt": str(settings.ckpt), "n_bits": n_bits, "arch": meta.get("arch"),
-                   "conditional": bool(getattr(model, "num_classes", 0)), "ema": meta["ema"],
-                   **_data_record(cfg)}
+def _grid(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
+    check_level_temperatures(model, settings.level_temperatures)
+    with autocast:
+        grids = {f"grid-{temperature_tag(t)}":
+                 sample_images(model, settings.n, t, settings.seed, settings.batch_size,
+                               settings.label, settings.level_temperatures, settings.progress)
+                 for t in settings.temperatures}
+    if settings.layout == "rows":  # one row per temperature, the same latents scaled
+        grids = {"grid-temperatures": torch.cat(list(grids.values()))}
+    return {stem: ("grid", _to_pixels(images, meta["n_bits"], stem, health), settings.nrow)
+            for stem, images in grids.items()}, {}, None
 
-    if health:
-        extra.update(_report_health(health))
-    out = output_dir(settings, cfg.paths.root_dir)
+
+def _interpolate(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
+    pictures, n_bits = {}, meta["n_bits"]
+    for stem, rows in _interpolation_rows(cfg, settings, model, n_bits).items():
+        with autocast:  # the endpoints were encoded in float32; only decoding is bf16
+            frames = torch.stack([path_frames(model, zs, settings.steps, settings.method,
+                                              settings.batch_size) for zs in rows])
+        pixels = _to_pixels(frames.flatten(0, 1), n_bits, stem, health)
+        frames = pixels.reshape(*frames.shape[:2], *pixels.shape[1:])
+        pictures[stem] = ("interpolation", frames)  # [rows, frames, C, H, W]
+    extra = dict(frames_per_row=frames.shape[1],
+                 endpoint_frames=list(range(0, frames.shape[1], settings.steps - 1)))
+    if settings.endpoints == "data" or any(isinstance(e, int) for row in settings.pairs
+                                           for e in row):
+        extra.update(_data_record(cfg))
+    return pictures, extra, None
+
+
+def _reconstruct(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
+    n_bits = meta["n_bits"]
+    pixels, stem = _images(cfg, settings, model)
+    x, recon = reconstruct(model, pixels, n_bits, settings.batch_size)
+    error = (recon - x).abs().flatten(1).amax(1)
+    extra = dict(max_abs_error=error.max().item(), max_abs_error_per_image=error.tolist())
+    if not settings.images:
+        extra.update(_data_record(cfg))
+    print(f"reconstruction error (max abs, model space): {error.max().item():.3g}")
+    recon = _to_pixels(recon, n_bits, f"reconstruction-{stem}", health)
+    originals = postprocess(x, n_bits).expand(-1, recon.shape[1], -1, -1)
+    return {f"reconstruction-{stem}": ("grid", torch.cat([originals, recon]), len(pixels))}, \
+        extra, None
+
+
+def _manipulate(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
+    n_bits = meta["n_bits"]
+    val_set = load_val_set(cfg.data)
+    check_data_shape(val_set, model.in_shape)
+    column = attribute_column(val_set, settings.attribute)  # a bad name fails before work
+    pixels, stem = _images(cfg, settings, model, val_set)
+    direction, n_with, n_without = attribute_direction(
+        model, val_set, settings.attribute, n_bits, settings.max_images, settings.batch_size,
+        settings.progress)
+    edits = manipulate(model, pixels, direction, settings.alphas, n_bits, settings.batch_size,
+                       settings.progress)
+    extra = dict(_data_record(cfg), images_with_attribute=n_with,
+                 images_without_attribute=n_without,
+                 direction_norm_per_level=[d.norm().item() for d in direction],
+                 conditional_decoded_unconditionally=bool(getattr(model, "num_classes", 0)))
+    if column is not None:
+        extra.update(attribute_column=column)
+    name = settings.attribute if column is not None else f"attribute{settings.attribute}"
+    stem = f"manipulate-{name}-{stem}"
+    return {stem: ("grid", _to_pixels(edits, n_bits, stem, health), len(settings.alphas))}, \
+        extra, None
+
+
+def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
+    val_set = load_val_set(cfg.data)
+    check_data_shape(val_set, model.in_shape)
+    bpd, n_images = evaluate_bpd(model, meta["n_bits"], val_set, settings.batch_size,
+                                 settings.seed, settings.limit_batches, settings.progress,
+                                 settings.noise_seed)
+    noise = (f"noise_seed {settings.noise_seed}" if settings.noise_seed is not None
+             else f"seed {settings.seed}")
+    if not math.isfinite(bpd):  # NaN is not JSON, and no bits/dim at all
+        raise ValueError(f"the bits/dim of {settings.ckpt} came out {bpd} on {n_images} "
+                         f"validation images: the model gives them non-finite log-densities "
+                         f"(broken weights, or data unlike its training data); nothing was "
+                         f"written")
+    print(f"bpd: {bpd:.6f} ({n_images} validation images, {noise})")
+    results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
+               "noise_seed": settings.noise_seed, "batch_size": settings.batch_size,
+               "limit_batches": settings.limit_batches, "ckpt": str(settings.ckpt),
+               "n_bits": meta["n_bits"], "arch": meta.get("arch"),
+               "conditional": bool(getattr(model, "num_classes", 0)), "ema": meta["ema"],
+               **_data_record(cfg)}
+    return {}, {}, results
+
+
+#: mode -> (cfg, settings, model, meta, health, autocast) -> (pictures, extra record, results)
+MODES = {"grid": _grid, "interpolate": _interpolate, "reconstruct": _reconstruct,
+         "manipulate": _manipulate, "evaluate": _evaluate}
+
+
+def _save(pictures: dict, out: Path, settings: Settings) -> list[Path]:
     written = []
     for stem, (kind, images, *nrow) in pictures.items():
         if kind == "grid":
@@ -224,11 +227,30 @@ def run(cfg: DictConfig) -> list[Path]:
                            save_grid(images.flatten(0, 1), out / f"{stem}.png", images.shape[1]))
             written.append(save_gif(images[0] if one_row else grid_frames(images),
                                     out / f"{stem}.gif", settings.frame_ms, settings.gif_scale))
+    return written
+
+
+def run(cfg: DictConfig) -> list[Path]:
+    """Validate the settings, load the checkpoint, compute every picture, then write them and
+    ``settings.json`` into the output folder; returns the paths written. Nothing is written
+    when a check fails."""
+    settings = parse_settings(cfg)
+    model, meta = load_checkpoint(settings)
+    check_label(model, settings.label)
+    health: dict[str, SampleHealth] = {}  # picture stem -> its broken samples
+    # precision=bf16: the coupling networks decode in bf16, the flow itself stays float32.
+    autocast = torch.autocast(settings.device.type, dtype=torch.bfloat16,
+                              enabled=settings.precision == "bf16")
+    pictures, extra, results = MODES[settings.mode](cfg, settings, model, meta, health, autocast)
+    if health:
+        extra.update(_report_health(health))
+    out = output_dir(settings, cfg.paths.root_dir)
+    written = _save(pictures, out, settings)
     if results is not None:
         written.append(out / "evaluation.json")
         written[-1].write_text(json.dumps(results, indent=2) + "\n")
     record = {**settings.to_json(), "ema": meta["ema"],  # whether the EMA weights were used
-              "out": str(out), "n_bits": n_bits, "arch": meta.get("arch"),
+              "out": str(out), "n_bits": meta["n_bits"], "arch": meta.get("arch"),
               "model_config": meta.get("config"), "files": [p.name for p in written], **extra}
     settings_path = out / "settings.json"
     settings_path.write_text(json.dumps(record, indent=2) + "\n")

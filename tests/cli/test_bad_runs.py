@@ -43,7 +43,9 @@ def _plant_run(source: Path):
 
 
 def _hold_lock(folder: Path) -> None:
-    """Another live run holds the folder: this test process keeps the lock until it exits."""
+    """Another live run (that has saved nothing yet) holds the folder: this test process keeps
+    the lock until the case has run."""
+    (folder / "ckpt" / "last.ckpt").unlink()
     fd = os.open(folder / "ckpt" / ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     _LOCKS.append(fd)
