@@ -95,7 +95,7 @@ class AffineCoupling(_ChannelCoupling):
     (samples then overflow to inf/NaN). ``scale="bounded"``: the same sigmoid lifted off zero,
     ``s = m + (1 - m) sigmoid(h + 2)`` with ``m = exp(-BOUNDED_MIN_LOG_SCALE)``, so ``s`` lies in
     ``(m, 1)`` and the inverse amplifies by at most ``1/m``; where ``sigmoid >> m`` (where data
-    lives) the two agree. Both log-scales are computed in log space for accuracy.
+    lives) the two agree. The sigmoid's log-scale is a ``logsigmoid`` for accuracy near 0.
     """
 
     net_outputs_per_channel = 2
@@ -108,12 +108,12 @@ class AffineCoupling(_ChannelCoupling):
 
     def _shift_logscale(self, h: Tensor) -> tuple[Tensor, Tensor]:
         shift, raw = h.chunk(2, dim=1)
-        log_s = F.logsigmoid(raw + 2.0)
-        if self.scale_type == "bounded":  # log(m + (1 - m) * sigmoid), without leaving log space
-            floor = -BOUNDED_MIN_LOG_SCALE
-            log_s = torch.logaddexp(log_s + math.log1p(-math.exp(floor)),
-                                    log_s.new_full((), floor))
-        return shift, log_s
+        if self.scale_type == "bounded":
+            # s >= m keeps log(s) well conditioned: no log-space detour (logaddexp cost ~10% of
+            # the default model's training step)
+            m = math.exp(-BOUNDED_MIN_LOG_SCALE)
+            return shift, torch.log(torch.sigmoid(raw + 2.0) * (1.0 - m) + m)
+        return shift, F.logsigmoid(raw + 2.0)
 
     def _couple(self, x_b: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         shift, log_s = self._shift_logscale(h)

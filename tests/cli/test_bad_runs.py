@@ -109,6 +109,13 @@ def _cases(tmp: Path) -> dict[str, Case]:
                           "no space to write", own_dirs=False, preexec=_disk_full,
                           args_in=lambda d: [f"hydra.run.dir={d / 'run'}",
                                              f"paths.checkpoint_dir={d / 'run' / 'ckpt'}"]),
+        "training_diverged": Case(
+            "train.py", ["trainer.max_steps=20", "callbacks.nonfinite_guard.max_consecutive=3",
+                         "+callbacks.poison._target_=tests.training.test_faults.PoisonGradients",
+                         "+callbacks.poison.start=0"], 2,
+            "3 training steps in a row up to step 2 had a NaN/Inf loss or gradient",
+            own_dirs=False, args_in=lambda d: [f"hydra.run.dir={d / 'run'}",
+                                               f"paths.checkpoint_dir={d / 'run' / 'ckpt'}"]),
         "sample_checkpoint_folder": Case("sample.py", [], 2, "is a folder, not a checkpoint file",
                                          args_in=lambda d: [f"ckpt={d / 'ckpt'}"]),
         "sample_nonfinite_weights": Case("sample.py", [f"ckpt={f['nan']}"], 2,
@@ -150,7 +157,7 @@ NAMES = ["new_run_into_a_run", "run_already_running", "run_name_escapes_via_hydr
          "sample_checkpoint_folder", "sample_nonfinite_weights", "resume_from_truncated",
          "resume_from_empty", "resume_from_random", "resume_from_foreign",
          "resume_from_weights_only", "resume_from_nan", "resume_from_a_folder",
-         "resume_from_missing_file", "resume_other_image_size"]
+         "resume_from_missing_file", "resume_other_image_size", "training_diverged"]
 
 
 def test_every_case_is_checked(runs):
@@ -160,6 +167,13 @@ def test_every_case_is_checked(runs):
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_run_one_line_error_exit_2_nothing_lost(runs, name):
     check_case(name, runs[1][name])
+
+
+def test_a_diverged_run_saved_its_last_checkpoint_and_no_nan_best(runs):
+    tmp, _ = runs
+    ckpt = tmp / "training_diverged" / "run" / "ckpt"
+    assert torch.load(ckpt / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert not any("nan" in p.name for p in ckpt.iterdir())
 
 
 def test_an_escaping_run_name_creates_no_folder(runs):
