@@ -24,9 +24,9 @@ train: $(VENV)/.installed
 	@echo "Pictures:    outputs/$(RUN)/samples/ (during training), outputs/$(RUN)/final-grid/,"
 	@echo "             outputs/$(RUN)/final-interpolation/"
 
-## Run the test suite (no network, no GPU; a few minutes on 2 cores).
+## Run the test suite (no network, no GPU; a few minutes on 2 cores; `make test-slow`: the rest).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
 
 ## Longer checks (real data from ../shared/datasets, many steps).
 test-slow: $(VENV)/.installed

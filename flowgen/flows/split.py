@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from flowgen.flows.base import Flow, check_image
@@ -21,10 +24,17 @@ class Split(Flow):
 
     ``learned=False`` fixes the prior at ``N(0, 1)`` (then the layer is the identity).
     ``num_classes > 0`` adds label-dependent per-channel offsets when ``cond`` is given.
+    ``max_log_scale=b`` bounds the log-scale above, softly: ``softplus(b) - softplus(b - r)``
+    of the net's ``r`` (0 at 0, about ``r`` below, at most ``softplus(b)``), so sampling
+    multiplies a latent by at most ``e^softplus(b)`` here; sharp priors (very negative log-scales,
+    e.g. a constant background) are unaffected. ``None``: the plain ``r`` (unbounded: an input
+    unlike the data can drive it to ``e^30``).
     """
 
-    def __init__(self, channels: int, learned: bool = True, num_classes: int = 0):
+    def __init__(self, channels: int, learned: bool = True, num_classes: int = 0,
+                 max_log_scale: float | None = None):
         super().__init__()
+        self.max_log_scale = max_log_scale
         self.kept = channels - channels // 2
         factored = channels - self.kept
         self.prior = ZeroConv2d(self.kept, 2 * factored) if learned else None
@@ -38,6 +48,9 @@ class Split(Flow):
         if self.classes is not None and cond is not None:
             dm, ds = self.classes(cond)
             mean, log_scale = mean + dm, log_scale + ds
+        if self.max_log_scale is not None:
+            b = self.max_log_scale
+            log_scale = math.log1p(math.exp(b)) - F.softplus(b - log_scale)
         return mean, log_scale
 
     @staticmethod

@@ -156,6 +156,7 @@ def _model_ranges() -> dict[type, dict[str, tuple[object, str]]]:
                if hasattr(glow, "COUPLING_SCALES") else {}),
             "permutation": (Choice(tuple(glow.PERMUTATIONS)), ""),
             "split_prior": (Choice(glow.SPLIT_PRIORS), ""),
+            "split_scale": (Choice(glow.SPLIT_SCALES), ""),
             "num_classes": (Int(0, MAX_CLASSES), "0: unconditional"),
             "memory": (Choice(MEMORY_MODES), "")},
         realnvp.RealNVP: {

@@ -63,6 +63,7 @@ LAYERS = {
     "additive_coupling": (lambda: AdditiveCoupling(4, hidden_channels=8), (4, 4, 4)),
     "split": (lambda: Split(4), (4, 3, 3)),
     "split_odd": (lambda: Split(3), (3, 3, 3)),
+    "split_bounded": (lambda: Split(4, max_log_scale=0.1), (4, 3, 3)),  # the bound bites
     "learned_prior": (lambda: LearnedPrior(3), (3, 2, 2)),
     "checkerboard_coupling_even": (lambda: CheckerboardCoupling(3, 0, hidden_channels=8,
                                                                 res_blocks=1), (3, 4, 4)),

@@ -4,11 +4,13 @@ unbounded ``sigmoid`` scale it was trained with."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from flowgen.flows import AffineCoupling
+from flowgen.flows import AffineCoupling, Split
 from flowgen.flows.coupling import BOUNDED_MIN_LOG_SCALE
 from flowgen.models import Glow, build_model, load_model
 from flowgen.sampling import sample_images
@@ -101,3 +103,18 @@ def test_default_glow_on_real_mnist_samples_finitely(tmp_path, coupling_scale="b
         health = sample_health(sample_images(model, 256, t, seed=0))
         assert health.nonfinite == 0, (t, health, first_amplifier(
             inverse_trace(model, [t * z for z in model.sample_latents(16, 1.0)])))
+
+
+def test_a_bounded_split_prior_scale_stays_below_its_bound_and_starts_at_one():
+    """``split_scale=bounded``: an input unlike the data cannot make a split prior's scale
+    explode (the e^30 a 300-step MNIST model reached), and the prior still starts as N(0, 1)."""
+    split = Split(4, max_log_scale=2.0)
+    h = torch.zeros(1, 2, 3, 3)
+    assert torch.allclose(split._prior(h, None)[1], torch.zeros(()))  # zero-init: N(0, 1)
+    with torch.no_grad():
+        split.prior.conv.bias.fill_(30.0)  # a raw log-scale of e^30
+    log_scale = split._prior(h, None)[1]
+    assert log_scale.max() <= math.log1p(math.exp(2.0)) + 1e-6
+    with torch.no_grad():
+        split.prior.conv.bias.fill_(-8.0)  # sharp priors (a constant background) keep theirs
+    assert torch.allclose(split._prior(h, None)[1], torch.full((), -8.0), atol=0.15)
