@@ -198,7 +198,7 @@ def test_image_folder_reads_16bit_and_refuses_small_images(tmp_path):
         with pytest.raises(ValueError, match=rf"cannot read image {tmp_path / 'small.png'}: it "
                                              rf"is 16x12, smaller than the 16x16 .*lower "
                                              rf"data\.image_size \(now 16\) or pass "
-                                             rf"\+data\.upscale=true"):
+                                             rf"data\.upscale=true"):
             dm.train_set[index]
 
 
