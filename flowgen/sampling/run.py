@@ -11,8 +11,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from flowgen.data import postprocess
+from flowgen.diagnostics import SampleHealth, display_pixels
 from flowgen.models import MultiScaleFlow, load_model
-from flowgen.sampling.diagnostics import SampleHealth, display_pixels
 from flowgen.sampling.edit import (
     attribute_column,
     attribute_direction,

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from flowgen.sampling.diagnostics import display_pixels
+from flowgen.diagnostics import display_pixels
 from flowgen.sampling.interpolate import interpolate_latents
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from flowgen.diagnostics import first_amplifier, inverse_trace, sample_health
 from flowgen.flows import AffineCoupling, Split
 from flowgen.flows.coupling import BOUNDED_MIN_LOG_SCALE
 from flowgen.models import Glow, build_model, load_model
 from flowgen.sampling import sample_images
-from flowgen.sampling.diagnostics import first_amplifier, inverse_trace, sample_health
 from tests.conftest import SHARED_DATASETS, compose_train
 
 

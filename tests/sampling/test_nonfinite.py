@@ -15,10 +15,10 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from PIL import Image
 
+from flowgen.diagnostics import display_pixels, sample_health
 from flowgen.flows import ActNorm, LearnedPrior
 from flowgen.models import Glow, model_metadata
 from flowgen.sampling import run, sample_images
-from flowgen.sampling.diagnostics import display_pixels, sample_health
 from flowgen.training import FlowModule, SampleGrid
 from tests.cli.harness import Case, check_case, run_cases
 from tests.sampling.test_sample import compose
