@@ -15,7 +15,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from flowgen.diagnostics import display_pixels
-from flowgen.sampling.interpolate import interpolate_latents
+from flowgen.latent_paths import interpolate_latents
 
 log = logging.getLogger(__name__)
 

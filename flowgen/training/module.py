@@ -134,7 +134,7 @@ class FlowModule(L.LightningModule):
                              generator: torch.Generator | None = None) -> Tensor:
         """``steps`` images ``[steps, C, H, W]`` in ``[0, 1]`` decoded along the straight line
         between two latents drawn at ``temperature`` (every level)."""
-        from flowgen.sampling.interpolate import interpolate_latents  # sampling imports training
+        from flowgen.latent_paths import interpolate_latents
 
         was_training = self.model.training
         self.model.eval()
