@@ -21,9 +21,18 @@ class Flow(nn.Module):
     optional conditioning input (e.g. a class label) that layers may ignore.
     """
 
+    # Capabilities, declared per class; memory modes, sampling and the contract test read them.
+    #: ``"exact"`` log-determinant, or ``"estimated"`` (an unbiased stochastic estimate).
+    logdet_kind: str = "exact"
+    #: ``"analytic"`` inverse, ``"iterative"`` (within :attr:`inverse_tolerance`) or ``"none"``.
+    inverse_kind: str = "analytic"
+    #: For an iterative inverse: the bound on ``|inverse(forward(x)) - x|`` it iterates to.
+    inverse_tolerance: float | None = None
     #: False for layers whose training-mode forward is not inverted by ``inverse`` (batch
     #: statistics): they cannot be trained with ``memory=invertible``.
     invertible_in_training: bool = True
+    #: The batch shapes the layer accepts: ``"vector"`` ``[B, D]``, ``"image"`` ``[B, C, H, W]``.
+    event_kinds: tuple[str, ...] = ("image",)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -53,48 +62,6 @@ def compose(flows: Iterable[Flow], x: Tensor, cond: Tensor | None, call=None
         x, ld = flow(x, cond) if call is None else call(flow, x, cond)
         logdet = logdet + ld
     return x, logdet
-
-
-class FlowSequence(Flow):
-    """Composition ``f_n ∘ ... ∘ f_1`` of flows; itself a flow.
-
-    ``memory`` sets what training stores for backward (see :mod:`flowgen.flows.memory`):
-    ``store`` (every activation, fastest), ``checkpoint`` (layer inputs only) or ``invertible``
-    (only the output; inputs are recomputed by inversion). It changes neither the result nor the
-    parameters, only memory and time, and applies only when autograd is recording in training.
-    """
-
-    def __init__(self, flows: Iterable[Flow], memory: str = "store"):
-        super().__init__()
-        self.flows = nn.ModuleList(flows)
-        self.memory = memory
-
-    @property
-    def memory(self) -> str:
-        return self._memory
-
-    @memory.setter
-    def memory(self, mode: str) -> None:
-        from flowgen.flows.memory import MEMORY_MODES
-
-        if mode not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {list(MEMORY_MODES)}, got {mode!r}")
-        self._memory = mode
-
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self._memory != "store" and self.training and torch.is_grad_enabled():
-            from flowgen.flows.memory import checkpointed_forward, invertible_forward
-
-            run = invertible_forward if self._memory == "invertible" else checkpointed_forward
-            return run(list(self.flows), x, cond)
-        return compose(self.flows, x, cond)
-
-    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        logdet = y.new_zeros(y.shape[0])
-        for flow in reversed(self.flows):
-            y, ld = flow.inverse(y, cond)
-            logdet = logdet + ld
-        return y, logdet
 
 
 def check_image(x: Tensor, layer: str) -> None:

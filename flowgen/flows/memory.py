@@ -18,8 +18,20 @@ from torch.utils.checkpoint import checkpoint
 
 from flowgen.flows.base import Flow, compose
 
-#: ``memory=`` choices of :class:`~flowgen.flows.FlowSequence` (and of the models built on it).
+#: ``memory=`` choices of :class:`~flowgen.flows.FlowSequence` (the training config's ``memory``).
 MEMORY_MODES = ("store", "checkpoint", "invertible")
+
+
+def check_invertible_in_training(flow: Flow) -> None:
+    """A one-line ``ValueError`` unless ``flow`` can be trained with ``memory=invertible``: its
+    inverse must be analytic and undo its training-mode forward (read from its capabilities)."""
+    name = type(flow).__name__
+    if flow.inverse_kind != "analytic":
+        raise ValueError(f"{name} has no analytic inverse ({flow.inverse_kind}): memory="
+                         f"invertible cannot recompute its input; use memory=store or checkpoint")
+    if not flow.invertible_in_training:
+        raise ValueError(f"{name} is not invertible in training mode (batch statistics): train "
+                         f"it with memory=store or memory=checkpoint")
 
 
 def invertible_forward(flows: Sequence[Flow], x: Tensor, cond: Tensor | None
@@ -33,9 +45,7 @@ def invertible_forward(flows: Sequence[Flow], x: Tensor, cond: Tensor | None
     reconstruction, and with it the gradients, carry bf16-sized errors (~1e-3).
     """
     for flow in flows:
-        if not flow.invertible_in_training:
-            raise ValueError(f"{type(flow).__name__} is not invertible in training mode (batch "
-                             f"statistics): train it with memory=store or memory=checkpoint")
+        check_invertible_in_training(flow)
     params = [p for flow in flows for p in flow.parameters() if p.requires_grad]
     return _InvertibleBackprop.apply(x, cond, tuple(flows), *params)
 

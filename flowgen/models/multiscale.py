@@ -95,6 +95,13 @@ class MultiScaleFlow(nn.Module):
         zs.append(x)
         return zs, logdet, top
 
+    def log_prob_and_features(self, x: Tensor, cond: Tensor | None = None
+                              ) -> tuple[Tensor, Tensor]:
+        """``(log p(x) [B], features)``: the features (here the top activation before the top
+        prior) feed auxiliary heads such as Glow's class head."""
+        zs, logdet, top = self.forward_features(x, cond)
+        return self.latent_log_prob(zs) + logdet, top
+
     def inverse(self, zs: Sequence[Tensor], cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Latents per level -> (data ``[B, C, H, W]``, ``log|det dx/dz|`` ``[B]``)."""
         if len(zs) != len(self.levels):

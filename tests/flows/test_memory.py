@@ -95,9 +95,9 @@ def test_memory_mode_is_checked_and_ignored_outside_training():
 def test_invertible_mode_refuses_batch_statistics():
     from flowgen.models.realnvp import RealNVP
 
+    from flowgen.flows import set_memory
+
     model = RealNVP(in_channels=1, image_size=8, levels=2, hidden_channels=8, res_blocks=1)
-    for level in model.levels:
-        level.memory = "invertible"
-    model.train()
+    # refused when the mode is set (from the layers' declared capabilities), not mid-training
     with pytest.raises(ValueError, match="BatchNormFlow is not invertible in training mode"):
-        model.log_prob(torch.rand(2, 1, 8, 8) - 0.5)
+        set_memory(model, "invertible")
