@@ -164,6 +164,11 @@ class ImageDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
+    @property
+    def event_shape(self) -> tuple[int, int, int]:
+        """The shape of one sample, ``(C, H, W)``: models are built from it."""
+        return (self.channels, self.image_size, self.image_size)
+
     def _loader(self, dataset: Dataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before asking for loaders")

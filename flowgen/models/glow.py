@@ -17,7 +17,7 @@ from flowgen.flows import (
 )
 from flowgen.flows.coupling import SCALES
 from flowgen.flows.permutation import Permutation
-from flowgen.models.multiscale import MultiScaleFlow
+from flowgen.models.multiscale import MultiScaleFlow, image_shape
 
 COUPLINGS = {"affine": AffineCoupling, "additive": AdditiveCoupling}
 PERMUTATIONS = {
@@ -69,7 +69,10 @@ class Glow(MultiScaleFlow):
                  permutation: str = "conv1x1_lu", lu: bool | None = None,
                  learn_top: bool = True, split_prior: str = "learned", num_classes: int = 0,
                  condition_splits: bool = False, memory: str = "store",
-                 coupling_scale: str = "sigmoid", split_scale: str = "exp"):
+                 coupling_scale: str = "sigmoid", split_scale: str = "exp",
+                 event_shape=None):
+        if event_shape is not None:
+            in_channels, image_size = image_shape(event_shape, type(self).__name__)
         if lu is not None:
             permutation = "conv1x1_lu" if lu else "conv1x1"
         for name, value, allowed in (("coupling", coupling, COUPLINGS),

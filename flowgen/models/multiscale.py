@@ -168,3 +168,12 @@ def check_sampling_args(n: int, temperature: float) -> None:
             or temperature < 0:
         raise ValueError(f"temperature must be a finite number >= 0 (typically 0.5-1.0), "
                          f"got {temperature!r}")
+
+
+def image_shape(event_shape, model: str) -> tuple[int, int]:
+    """``(channels, size)`` of square images of ``event_shape`` ``(C, H, W)``, or a clear error."""
+    shape = tuple(event_shape)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"{model} models square images (C, H, W), the data has samples of shape "
+                         f"{shape}: pick an image dataset or a vector model (model=coupling_mlp)")
+    return int(shape[0]), int(shape[1])

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from flowgen.flows import AdditiveMLPCoupling, DiagonalScaling, FlowSequence
-from flowgen.models.multiscale import MultiScaleFlow
+from flowgen.models.multiscale import MultiScaleFlow, image_shape
 
 PRIORS = ("logistic", "gaussian")
 
@@ -34,7 +34,10 @@ class NICE(MultiScaleFlow):
     arch = "nice"
 
     def __init__(self, in_channels: int = 1, image_size: int = 28, couplings: int = 4,
-                 hidden_features: int = 1000, hidden_layers: int = 5, prior: str = "logistic"):
+                 hidden_features: int = 1000, hidden_layers: int = 5, prior: str = "logistic",
+                 event_shape=None):
+        if event_shape is not None:
+            in_channels, image_size = image_shape(event_shape, type(self).__name__)
         if prior not in PRIORS:
             raise ValueError(f"prior must be one of {list(PRIORS)}, got {prior!r}")
         if couplings < 1:

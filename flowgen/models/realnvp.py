@@ -13,7 +13,7 @@ from flowgen.flows import (
     Split,
     Squeeze,
 )
-from flowgen.models.multiscale import MultiScaleFlow
+from flowgen.models.multiscale import MultiScaleFlow, image_shape
 
 NORMS = {"batchnorm": BatchNormFlow, "actnorm": ActNorm}
 PRIORS = ("standard", "learned")
@@ -44,7 +44,10 @@ class RealNVP(MultiScaleFlow):
 
     def __init__(self, in_channels: int = 3, image_size: int = 32, levels: int = 3,
                  hidden_channels: int = 64, res_blocks: int = 8, norm: str = "batchnorm",
-                 prior: str = "standard"):
+                 prior: str = "standard",
+                 event_shape=None):
+        if event_shape is not None:
+            in_channels, image_size = image_shape(event_shape, type(self).__name__)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
         if prior not in PRIORS:
