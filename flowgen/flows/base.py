@@ -74,3 +74,16 @@ def check_image(x: Tensor, layer: str) -> None:
 def per_sample(value: Tensor, batch: int) -> Tensor:
     """Broadcast a log-determinant that is the same for every sample to shape ``[batch]``."""
     return value.expand(batch) if value.dim() == 0 else value.reshape(batch)
+
+
+#: ``event_kinds`` -> (the batch tensor's number of dimensions, how error messages name it).
+EVENT_KINDS = {"vector": (2, "vectors [B, D]"), "image": (4, "images [B, C, H, W]")}
+
+
+def check_event(x: Tensor, kinds: tuple[str, ...], layer: str) -> None:
+    """Raise a clear error unless ``x`` is a batch of one of ``kinds`` (a layer's
+    ``event_kinds``): ``"vector"`` ``[B, D]`` or ``"image"`` ``[B, C, H, W]``."""
+    if any(x.dim() == EVENT_KINDS[kind][0] for kind in kinds):
+        return
+    wanted = " or ".join(EVENT_KINDS[kind][1] for kind in kinds)
+    raise ValueError(f"{layer} expects {wanted}, got a tensor of shape {tuple(x.shape)}")
