@@ -3,11 +3,19 @@
 from flowgen.flows.actnorm import ActNorm
 from flowgen.flows.base import Flow
 from flowgen.flows.batchnorm import BatchNormFlow
-from flowgen.flows.coupling import AdditiveCoupling, AffineCoupling
-from flowgen.flows.dense import MLP, AdditiveMLPCoupling, DiagonalScaling
+from flowgen.flows.bijections import (
+    AdditiveBijection,
+    AffineBijection,
+    Bijection,
+    TanhAffineBijection,
+)
+from flowgen.flows.coupling import AdditiveCoupling, AffineCoupling, Coupling
+from flowgen.flows.dense import MLP, AdditiveMLPCoupling, DiagonalScaling, mlp_coupling
 from flowgen.flows.invconv import InvertibleConv1x1, LUInvertibleConv1x1
 from flowgen.flows.masks import ChannelMaskedCoupling, CheckerboardCoupling
 from flowgen.flows.nets import CouplingNet, ZeroConv2d
+from flowgen.flows.partitions import Alternating, BinaryMask, Checkerboard, Halves, Partition
+from flowgen.flows.permutation import Permutation
 from flowgen.flows.prior import LearnedPrior
 from flowgen.flows.resnet import ResNet
 from flowgen.flows.sequence import FlowSequence, set_memory
@@ -19,3 +27,6 @@ __all__ = ["MLP", "ActNorm", "AdditiveCoupling", "AdditiveMLPCoupling", "AffineC
            "DiagonalScaling", "Flow", "FlowSequence", "InvertibleConv1x1",
            "LUInvertibleConv1x1", "LearnedPrior", "ResNet", "Split", "Squeeze", "ZeroConv2d",
            "set_memory"]
+__all__ += ["AdditiveBijection", "AffineBijection", "Alternating", "Bijection", "BinaryMask",
+            "Checkerboard", "Coupling", "Halves", "Partition", "Permutation",
+            "TanhAffineBijection", "mlp_coupling"]

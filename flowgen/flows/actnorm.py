@@ -6,18 +6,22 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from flowgen.flows.base import Flow, check_image, per_sample
+from flowgen.flows.base import Flow, check_event, per_sample
 
 
 class ActNorm(Flow):
-    """Per-channel affine map ``y = (x + bias) * exp(log_scale)`` on ``[B, C, H, W]``.
+    """Per-channel affine map ``y = (x + bias) * exp(log_scale)`` on ``[B, C, H, W]``, or
+    per-feature on vectors ``[B, C]`` (a vector is an image of one pixel).
 
-    ``logdet = H * W * sum(log_scale)``. Data-dependent initialisation: the first forward pass in
-    training mode sets ``bias`` and ``log_scale`` so that the batch's output has zero mean and unit
-    variance per channel. The ``initialized`` flag is a buffer, so a loaded checkpoint never
-    re-initialises. Under ``torch.distributed`` the statistics are those of the global batch, so
-    every rank starts from identical parameters.
+    ``logdet = H * W * sum(log_scale)`` (``sum(log_scale)`` for vectors). Data-dependent
+    initialisation: the first forward pass in training mode sets ``bias`` and ``log_scale`` so
+    that the batch's output has zero mean and unit variance per channel (feature). The
+    ``initialized`` flag is a buffer, so a loaded checkpoint never re-initialises. Under
+    ``torch.distributed`` the statistics are those of the global batch, so every rank starts from
+    identical parameters.
     """
+
+    event_kinds = ("vector", "image")
 
     def __init__(self, channels: int, eps: float = 1e-6):
         super().__init__()
@@ -62,13 +66,21 @@ class ActNorm(Flow):
         return per_sample(self.log_scale.sum() * (x.shape[2] * x.shape[3]), x.shape[0])
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(x, "ActNorm")
+        check_event(x, self.event_kinds, "ActNorm")
         if self.training and not self.is_initialized:
             self.initialize(x)
+        x4 = as_image(x)
         scale = self.log_scale.exp()
         # x * s + b * s: one pass over x (addcmul) instead of an add and a multiply.
-        return torch.addcmul(self.bias * scale, x, scale), self._logdet(x)
+        return torch.addcmul(self.bias * scale, x4, scale).view(x.shape), self._logdet(x4)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(y, "ActNorm.inverse")
-        return y * torch.exp(-self.log_scale) - self.bias, -self._logdet(y)
+        check_event(y, self.event_kinds, "ActNorm.inverse")
+        y4 = as_image(y)
+        return (y4 * torch.exp(-self.log_scale) - self.bias).view(y.shape), -self._logdet(y4)
+
+
+def as_image(x: Tensor) -> Tensor:
+    """``[B, C, H, W]`` as it is, vectors ``[B, D]`` as ``[B, D, 1, 1]`` (a view): per-channel
+    layers then treat a vector's features as channels of a one-pixel image."""
+    return x if x.dim() == 4 else x[:, :, None, None]

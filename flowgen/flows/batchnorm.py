@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from flowgen.flows.base import Flow, check_image, per_sample
+from flowgen.flows.actnorm import as_image
+from flowgen.flows.base import Flow, check_event, per_sample
 
 
 class BatchNormFlow(Flow):
     """Per-channel ``y = (x - mean) / sqrt(var + eps) * exp(log_gamma) + beta`` on
-    ``[B, C, H, W]``, ``logdet = H W sum_c (log_gamma_c - 0.5 log(var_c + eps))``.
+    ``[B, C, H, W]``, ``logdet = H W sum_c (log_gamma_c - 0.5 log(var_c + eps))``; per feature
+    on vectors ``[B, C]`` (``H = W = 1``: statistics over the batch).
 
     - **training mode**: ``mean``/``var`` are the batch's per-channel statistics (biased
       variance over batch, height and width; gradients flow through them, as in ordinary batch
@@ -27,6 +29,7 @@ class BatchNormFlow(Flow):
     """
 
     invertible_in_training = False  # batch statistics: see inverse
+    event_kinds = ("vector", "image")
 
     def __init__(self, channels: int, momentum: float = 0.05, eps: float = 1e-5):
         super().__init__()
@@ -63,13 +66,16 @@ class BatchNormFlow(Flow):
         return per_sample(log_mult.sum() * (x.shape[2] * x.shape[3]), x.shape[0])
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(x, "BatchNormFlow")
-        mean, var = self._stats(x)
+        check_event(x, self.event_kinds, "BatchNormFlow")
+        x4 = as_image(x)
+        mean, var = self._stats(x4)
         log_mult = self._log_mult(var)
-        return (x - mean) * log_mult.exp() + self.beta, self._logdet(log_mult, x)
+        y = (x4 - mean) * log_mult.exp() + self.beta
+        return y.view(x.shape), self._logdet(log_mult, x4)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(y, "BatchNormFlow.inverse")
+        check_event(y, self.event_kinds, "BatchNormFlow.inverse")
+        y4 = as_image(y)
         log_mult = self._log_mult(self.running_var)
-        x = (y - self.beta) * torch.exp(-log_mult) + self.running_mean
-        return x, -self._logdet(log_mult, y)
+        x = (y4 - self.beta) * torch.exp(-log_mult) + self.running_mean
+        return x.view(y.shape), -self._logdet(log_mult, y4)

@@ -1,20 +1,26 @@
-"""Invertible 1x1 convolutions (Kingma & Dhariwal 2018, sec. 3.2): a learned channel mixing."""
+"""Invertible 1x1 convolutions (Kingma & Dhariwal 2018, sec. 3.2): a learned channel mixing. On
+vectors ``[B, D]`` the same layer is a learned invertible linear map ``x W^T``."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from flowgen.flows.base import Flow, check_image, per_sample
+from flowgen.flows.base import Flow, check_event, per_sample
 
 
 def _channel_mix(x: Tensor, weight: Tensor) -> Tensor:
-    """``W x`` at every pixel, in ``x``'s dtype. Callers disable autocast around it and around
-    building ``W``: a bf16 ``W`` would no longer be the matrix whose log-determinant the layer
-    reports, nor exactly invertible."""
+    """``W x`` at every pixel of ``[B, C, H, W]`` (``x W^T`` for vectors ``[B, C]``), in ``x``'s
+    dtype. Callers disable autocast around it and around building ``W``: a bf16 ``W`` would no
+    longer be the matrix whose log-determinant the layer reports, nor exactly invertible."""
+    weight = weight.to(x.dtype)
+    if x.dim() == 2:
+        return F.linear(x, weight)
     c = weight.shape[0]
-    return F.conv2d(x, weight.to(x.dtype).view(c, c, 1, 1))
+    return F.conv2d(x, weight.view(c, c, 1, 1))
 
 
 def _random_rotation(channels: int) -> Tensor:
@@ -23,10 +29,13 @@ def _random_rotation(channels: int) -> Tensor:
 
 
 class _Conv1x1(Flow):
-    """``y[:, :, i, j] = W x[:, :, i, j]`` for a ``C x C`` matrix ``W``; logdet ``H W log|det W|``.
+    """``y[:, :, i, j] = W x[:, :, i, j]`` for a ``C x C`` matrix ``W``; logdet ``H W log|det W|``
+    (``log|det W|`` for vectors ``[B, C]``: ``y = x W^T``).
 
     Subclasses define how ``W`` is parametrised through :meth:`weight_and_logabsdet`.
     """
+
+    event_kinds = ("vector", "image")
 
     def weight_and_logabsdet(self) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -50,18 +59,23 @@ class _Conv1x1(Flow):
         return torch.linalg.inv(weight.double()).to(weight.dtype), logabsdet
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(x, type(self).__name__)
+        check_event(x, self.event_kinds, type(self).__name__)
         with torch.autocast(x.device.type, enabled=False):  # W and W x in full precision
             weight, logabsdet = self.weight_and_logabsdet()
             y = _channel_mix(x, weight)
-        return y, per_sample(logabsdet.to(x.dtype) * (x.shape[2] * x.shape[3]), x.shape[0])
+        return y, per_sample(logabsdet.to(x.dtype) * _pixels(x), x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(y, type(self).__name__ + ".inverse")
+        check_event(y, self.event_kinds, type(self).__name__ + ".inverse")
         with torch.autocast(y.device.type, enabled=False):
             inverse_weight, logabsdet = self.inverse_weight()
             x = _channel_mix(y, inverse_weight)
-        return x, per_sample(-logabsdet.to(y.dtype) * (y.shape[2] * y.shape[3]), y.shape[0])
+        return x, per_sample(-logabsdet.to(y.dtype) * _pixels(y), y.shape[0])
+
+
+def _pixels(x: Tensor) -> int:
+    """``H * W`` of an image batch, 1 for vectors: how often ``W`` is applied per sample."""
+    return math.prod(x.shape[2:])
 
 
 class InvertibleConv1x1(_Conv1x1):

@@ -1,15 +1,18 @@
-"""Fixed channel permutations (RealNVP's reversal, Glow's shuffle baseline)."""
+"""Fixed channel (or feature) permutations (RealNVP's reversal, Glow's shuffle baseline)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from flowgen.flows.base import Flow, check_image
+from flowgen.flows.base import Flow, check_event
 
 
 class Permutation(Flow):
-    """``y = x[:, perm]`` on ``[B, C, H, W]``: a fixed reordering of channels, ``logdet == 0``."""
+    """``y = x[:, perm]``: a fixed reordering of the channels of ``[B, C, H, W]`` or the features
+    of ``[B, D]``, ``logdet == 0``."""
+
+    event_kinds = ("vector", "image")
 
     def __init__(self, perm: Tensor):
         super().__init__()
@@ -28,9 +31,9 @@ class Permutation(Flow):
         return cls(torch.randperm(channels, generator=generator))
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(x, "Permutation")
+        check_event(x, self.event_kinds, "Permutation")
         return x[:, self.perm], x.new_zeros(x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(y, "Permutation.inverse")
+        check_event(y, self.event_kinds, "Permutation.inverse")
         return y[:, self.inverse_perm], y.new_zeros(y.shape[0])

@@ -9,11 +9,14 @@ from flowgen.flows import (
     ActNorm,
     AdditiveCoupling,
     AffineCoupling,
+    BatchNormFlow,
     InvertibleConv1x1,
     LUInvertibleConv1x1,
+    Permutation,
     Split,
     Squeeze,
 )
+from tests.conftest import perturb_
 
 
 def test_squeeze_moves_2x2_patches_into_channels():
@@ -107,6 +110,48 @@ def test_split_starts_with_a_standard_normal_prior():
     assert logdet.abs().sum() == 0
 
 
-def test_image_layers_reject_non_image_tensors():
-    with pytest.raises(ValueError, match=r"expects images \[B, C, H, W\]"):
-        ActNorm(3)(torch.zeros(4, 3))
+def test_layers_reject_tensors_of_a_kind_they_do_not_take():
+    with pytest.raises(ValueError, match=r"Squeeze expects images \[B, C, H, W\]"):
+        Squeeze()(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"AffineCoupling expects images \[B, C, H, W\]"):
+        AffineCoupling(4, hidden_channels=8)(torch.zeros(4, 4))
+    with pytest.raises(ValueError,
+                       match=r"ActNorm expects vectors \[B, D\] or images \[B, C, H, W\]"):
+        ActNorm(3)(torch.zeros(4, 3, 5))
+
+
+def test_actnorm_initialises_per_feature_on_vectors():
+    x = torch.tensor([3.0, -1.0]) + torch.tensor([2.0, 0.5]) * torch.randn(512, 2).double()
+    layer = ActNorm(2).double()
+    y, logdet = layer(x)
+    assert y.shape == (512, 2)
+    torch.testing.assert_close(y.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(y.std(0, unbiased=False), torch.ones(2, dtype=torch.float64),
+                               atol=1e-10, rtol=0)
+    torch.testing.assert_close(logdet, layer.log_scale.sum().expand(512))  # no H * W factor
+
+
+@pytest.mark.parametrize("conv", [InvertibleConv1x1, LUInvertibleConv1x1])
+def test_conv1x1_is_a_linear_map_on_vectors(conv):
+    layer = conv(4).double()
+    perturb_(layer, 0.1)
+    weight, logabsdet = layer.weight_and_logabsdet()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    y, logdet = layer(x)
+    torch.testing.assert_close(y, x @ weight.T)
+    torch.testing.assert_close(logdet, logabsdet.expand(5))
+    # the same as one pixel of an image
+    y_img, logdet_img = layer(x[:, :, None, None])
+    torch.testing.assert_close(y_img.flatten(1), y)
+    torch.testing.assert_close(logdet_img, logdet)
+
+
+def test_permutation_and_batchnorm_take_vectors():
+    x = torch.randn(6, 3, dtype=torch.float64)
+    y, _ = Permutation.reverse(3)(x)
+    torch.testing.assert_close(y, x.flip(1), rtol=0, atol=0)
+    norm = BatchNormFlow(3).double()
+    y, logdet = norm(x)  # training mode: batch statistics over the batch
+    torch.testing.assert_close(y.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-10,
+                               rtol=0)
+    assert logdet.shape == (6,)
