@@ -167,8 +167,13 @@ class Checkerboard(Toy):
         return 2 * torch.stack([x, y], 1)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        x = x.to(_F64)
-        inside = (x.abs() <= 4).all(1) & (torch.floor(x / 2).sum(1) % 2 == 0)
+        half = x.to(_F64) / 2
+        # closed squares: a float32 sample rounded onto an edge (1.99999999 -> 2.0) stays inside
+        inside = torch.zeros(len(half), dtype=torch.bool)
+        for cx in (torch.floor(half[:, 0]), torch.ceil(half[:, 0]) - 1):
+            for cy in (torch.floor(half[:, 1]), torch.ceil(half[:, 1]) - 1):
+                on_board = (cx >= -2) & (cx <= 1) & (cy >= -2) & (cy <= 1)
+                inside |= on_board & ((cx + cy) % 2 == 0)
         log_p = torch.full(inside.shape, -math.log(self.area), dtype=_F64)
         return log_p.masked_fill(~inside, -math.inf)
 

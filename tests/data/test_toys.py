@@ -112,9 +112,12 @@ def test_checkerboard_entropy_is_log_area():
     assert value == pytest.approx(math.log(32), abs=1e-9) and stderr == pytest.approx(0, abs=1e-9)
     assert toy.log_prob(torch.tensor([[1.0, 1.0], [-1.0, 1.0], [5.0, 0.0]])).tolist() == [
         -math.log(32), -math.inf, -math.inf]
+    # closed squares: float32 rounds some samples onto an edge (1.99999999 -> 2.0)
+    edges = torch.tensor([[2.0, 2.0], [2.0, 0.5], [-4.0, -4.0], [4.0, 4.0], [4.0, -4.0]])
+    assert toy.log_prob(edges).isfinite().tolist() == [True, True, True, True, False]
 
 
-@pytest.mark.parametrize("name, floor", [("eight_gaussians", 2.838), ("two_moons", 2.391)])
+@pytest.mark.parametrize("name, floor", [("eight_gaussians", 2.8319), ("two_moons", 2.3942)])
 def test_entropy_estimates(name, floor):
     """The entropies measured with 10^6 samples, within 4 standard errors of 20k samples."""
     value, stderr = TOYS[name].entropy_estimate(20_000, seed=3)
