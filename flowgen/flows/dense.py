@@ -97,6 +97,8 @@ class DiagonalScaling(Flow):
         super().__init__()
         self.shape = tuple(shape)
         self.log_scale = nn.Parameter(torch.zeros(1, *self.shape))
+        # A vector's shape (D,), an image's (C, H, W): the instance takes only its own kind.
+        self.event_kinds = {1: ("vector",), 3: ("image",)}.get(len(self.shape), ())
 
     def _check(self, x: Tensor) -> None:
         if tuple(x.shape[1:]) != self.shape:
