@@ -1,4 +1,4 @@
-"""The LightningModule: a flow trained by maximum likelihood, reported in bits per dimension."""
+"""The LightningModule: a flow trained on one objective (bits/dim for images, NLL for vectors)."""
 
 from __future__ import annotations
 
@@ -8,106 +8,91 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
-from torch import Tensor
+from torch import Tensor, nn
 
-from flowgen.data.quantization import bits_per_dim, postprocess, preprocess
-from flowgen.models import MultiScaleFlow, model_metadata
+from flowgen.flows import set_memory
+from flowgen.models import model_metadata
 from flowgen.models.checkpoint import TRAINED_WEIGHTS
+from flowgen.objectives import ImageDensity, Objective, UniformDequantizer, postprocess
 
 
 class FlowModule(L.LightningModule):
-    """Trains ``model`` on batches ``(uint8 images [B, C, H, W], labels [B])``.
+    """Trains ``model`` on ``objective`` (see :mod:`flowgen.objectives`): the batch's loss is the
+    objective's per-sample metric averaged, plus its weighted terms; the metric is logged as
+    ``train/<metric>``, ``val/<metric>`` (``bpd``, ``nll``) and every term as ``<stage>/<name>``.
 
-    The loss is the bits per dimension of the dequantised batch (``train/bpd``, ``val/bpd``).
+    Without ``objective``: bits/dim of uint8 image batches ``(images [B, C, H, W], labels [B])``
+    at ``n_bits``, uniformly dequantised, with ``classifier_weight`` on a class-conditional
+    model's class head (the Glow paper's generative + discriminative objective). A
+    class-conditional model (``model.num_classes > 0``) gets the labels as ``cond``.
+
     ``optimizer`` is a partial optimiser (Hydra ``_partial_: true``) completed with the
     parameters; the learning rate warms up linearly over ``warmup_steps`` optimiser steps.
     ActNorm layers initialise from the first training batch, before the first optimiser step.
+    ``memory`` (``store``, ``checkpoint``, ``invertible``; None keeps the model's own) is what
+    training keeps for backward: see :func:`flowgen.flows.set_memory`.
 
-    A class-conditional model (``model.num_classes > 0``) gets the labels as ``cond``; with
-    ``classifier_weight > 0`` its class head adds ``classifier_weight * cross-entropy`` to the
-    loss (the Glow paper's generative + discriminative objective).
-
-    ``val_noise_seed``: ``None`` (default) dequantises validation batches with fresh noise like
+    ``val_noise_seed``: ``None`` (default) draws fresh noise for validation batches like for
     training batches. An int makes validation deterministic: every validation image gets the same
-    noise pattern ``u [C, H, W]``, drawn once from this seed. Each image's bpd is still a one-draw
-    estimate of its bound (``u`` is uniform), so the mean stays unbiased; and ``val/bpd`` no
-    longer depends on the run, the batch size or how a ``DistributedSampler`` split the images, so
-    a DDP run's value equals the single-process one and checkpoints compare without noise.
+    dequantisation noise pattern ``u [C, H, W]``, drawn once from this seed. Each image's bpd is
+    still a one-draw estimate of its bound (``u`` is uniform), so the mean stays unbiased; and
+    ``val/bpd`` no longer depends on the run, the batch size or how a ``DistributedSampler`` split
+    the images, so a DDP run's value equals the single-process one.
 
-    Speed options (results unchanged): ``channels_last`` feeds images in NHWC, the layout oneDNN
-    and tensor cores run fastest, and every convolution then keeps it (the weights stay as they
-    are: DDP's gradient buckets expect the parameters' own layout); ``compile`` runs the model
-    through ``torch.compile`` (in place, so checkpoint keys do not change).
+    Speed options (results unchanged): ``channels_last`` feeds 4-D image batches in NHWC, the
+    layout oneDNN and tensor cores run fastest (the dequantisation keeps it, and every
+    convolution then; the weights stay as they are: DDP's gradient buckets expect the parameters'
+    own layout); ``compile`` runs the model through ``torch.compile`` (in place, so checkpoint
+    keys do not change).
     """
 
-    def __init__(self, model: MultiScaleFlow,
+    def __init__(self, model: nn.Module,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+                 objective: Objective | None = None,
                  n_bits: int = 8, warmup_steps: int = 0, classifier_weight: float = 0.0,
                  val_noise_seed: int | None = None, channels_last: bool = False,
-                 compile: bool = False, training_record: dict | None = None):
+                 compile: bool = False, memory: str | None = None,
+                 training_record: dict | None = None):
         super().__init__()
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        if objective is None:
+            objective = ImageDensity(n_bits, UniformDequantizer(), classifier_weight)
+        elif (n_bits, classifier_weight) != (8, 0.0):
+            raise ValueError("n_bits and classifier_weight build the default objective: give "
+                             "them to the objective passed instead")
         self.model = model
+        if memory is not None:  # before compiling: the mode is read when the graph is traced
+            set_memory(self.model, memory)
         if compile:
             self.model.compile()
+        self.objective = objective
+        # None where the objective has no pixels (vectors): nothing to quantise for display
+        self.n_bits: int | None = getattr(objective, "n_bits", None)
         self.optimizer_factory = optimizer or torch.optim.Adam
-        self.n_bits = n_bits
         self.warmup_steps = warmup_steps
-        self.conditional = getattr(model, "num_classes", 0) > 0
-        self.classifier_weight = classifier_weight if self.conditional else 0.0
         self.val_noise_seed = val_noise_seed
-        self._val_noise: Tensor | None = None
+        self.channels_last = channels_last
         # plain data saved with every checkpoint (the optimiser's config), compared on resume
         self.training_record = dict(training_record or {})
 
     def bpd(self, pixels: Tensor, labels: Tensor | None = None,
             generator: torch.Generator | None = None) -> Tensor:
-        """Bits per dimension ``[B]`` of uint8 images, with fresh dequantisation noise."""
-        return self._bpd_and_logits(pixels, labels, generator)[0]
-
-    def _bpd_and_logits(self, pixels: Tensor, labels: Tensor | None,
-                        generator: torch.Generator | None = None, fixed_noise: bool = False
-                        ) -> tuple[Tensor, Tensor | None]:
-        if fixed_noise and self.val_noise_seed is not None:
-            # Bin centre (q + 0.5) / 2^n - 0.5, moved by the fixed (u - 0.5) / 2^n.
-            x = preprocess(pixels, self.n_bits, noise=False)
-            x = x + (self.fixed_val_noise(x) - 0.5) / 2**self.n_bits
-        else:
-            x = preprocess(pixels, self.n_bits, generator=generator)
-        x = x.contiguous(memory_format=self.memory_format)
-        cond = labels if self.conditional else None
-        if self.classifier_weight > 0:
-            zs, logdet, top = self.model.forward_features(x, cond)
-            log_p, logits = self.model.latent_log_prob(zs) + logdet, self.model.class_logits(top)
-        else:
-            log_p, logits = self.model.log_prob(x, cond), None
-        return bits_per_dim(log_p, self.model.num_dims, self.n_bits), logits
-
-    def fixed_val_noise(self, x: Tensor) -> Tensor:
-        """The ``val_noise_seed`` noise ``[C, H, W]`` for batches like ``x``: drawn on the CPU, so
-        every rank and device gets the same values."""
-        noise = self._val_noise
-        if noise is None or noise.shape != x.shape[1:] or noise.device != x.device:
-            generator = torch.Generator().manual_seed(self.val_noise_seed)
-            noise = torch.rand(x.shape[1:], generator=generator, dtype=x.dtype).to(x.device)
-            self._val_noise = noise
-        return noise
+        """The objective's per-sample metric ``[B]`` (bits/dim of uint8 images by default), with
+        fresh noise."""
+        return self.objective(self.model, (pixels, labels), generator=generator).values
 
     def _step(self, batch, stage: str) -> Tensor:
-        pixels, labels = batch[0], batch[1]
-        bpd, logits = self._bpd_and_logits(pixels, labels, fixed_noise=stage != "train")
-        n = bpd.shape[0]
+        data = batch[0]
+        if self.channels_last and data.dim() == 4:
+            batch = (data.contiguous(memory_format=torch.channels_last), *batch[1:])
+        result = self.objective(self.model, batch,
+                                noise_seed=None if stage == "train" else self.val_noise_seed)
+        n, sync = result.values.shape[0], stage != "train"
         # batch_size weights the epoch mean, so uneven last batches average exactly.
-        self.log(f"{stage}/bpd", bpd.mean(), prog_bar=True, sync_dist=stage != "train",
+        self.log(f"{stage}/{result.metric}", result.values.mean(), prog_bar=True, sync_dist=sync,
                  batch_size=n)
-        loss = bpd.mean()
-        if logits is not None:
-            class_loss = torch.nn.functional.cross_entropy(logits, labels)
-            accuracy = (logits.argmax(1) == labels).float().mean()
-            self.log(f"{stage}/class_loss", class_loss, sync_dist=stage != "train", batch_size=n)
-            self.log(f"{stage}/accuracy", accuracy, sync_dist=stage != "train", batch_size=n)
-            loss = loss + self.classifier_weight * class_loss
-        return loss
+        for name, term in result.terms.items():
+            self.log(f"{stage}/{name}", term.value, sync_dist=sync, batch_size=n)
+        return result.loss()
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         return self._step(batch, "train")
@@ -124,7 +109,7 @@ class FlowModule(L.LightningModule):
         was_training = self.model.training
         self.model.eval()
         try:
-            return postprocess(self.model.sample(n, temperature, generator=generator),
+            return postprocess(self.model.sample(n, temperature=temperature, generator=generator),
                                self.n_bits)
         finally:
             self.model.train(was_training)
@@ -156,8 +141,10 @@ class FlowModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["flowgen"] = {**model_metadata(self.model, self.n_bits),
-                                 "training": self.training_record}
+        meta = model_metadata(self.model, 8 if self.n_bits is None else self.n_bits)
+        if self.n_bits is None:
+            meta["n_bits"] = None  # vector data: no bit depth
+        checkpoint["flowgen"] = {**meta, "training": self.training_record}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # An EMA checkpoint's "state_dict" holds the averaged weights, and the EMA callback puts

@@ -72,6 +72,11 @@ OPTIONS: dict[str, tuple[object, str]] = {
     "classifier_weight": (Real(0), "e.g. 0.01 for a class-conditional Glow"),
     "channels_last": (Bool(), ""),
     "compile": (Bool(), ""),
+    "memory": (Choice(MEMORY_MODES), "what training keeps for backward"),
+    # task (configs/task/): the objective, its metric and the monitored key
+    "task.objective": (_Node(), "choose a task: task=image_density or task=density"),
+    "task.metric": (Text(), "the objective's metric, e.g. bpd or nll"),
+    "task.monitor": (Text(), "e.g. val/bpd"),
     # trainer: what Lightning 2.6's Trainer accepts, refused before it is built
     "trainer.accelerator": (Choice(("auto", "cpu", "gpu", "cuda", "mps", "tpu")), ""),
     "trainer.strategy": (Either(Choice(("auto", *StrategyRegistry.available_strategies())),
@@ -157,8 +162,7 @@ def _model_ranges() -> dict[type, dict[str, tuple[object, str]]]:
             "permutation": (Choice(tuple(glow.PERMUTATIONS)), ""),
             "split_prior": (Choice(glow.SPLIT_PRIORS), ""),
             "split_scale": (Choice(glow.SPLIT_SCALES), ""),
-            "num_classes": (Int(0, MAX_CLASSES), "0: unconditional"),
-            "memory": (Choice(MEMORY_MODES), "")},
+            "num_classes": (Int(0, MAX_CLASSES), "0: unconditional")},
         realnvp.RealNVP: {
             "levels": (Int(1), ""), "hidden_channels": (width, big), "res_blocks": (depth, big),
             "norm": (Choice(tuple(realnvp.NORMS)), ""), "prior": (Choice(realnvp.PRIORS), "")},
@@ -173,7 +177,9 @@ BY_ANNOTATION = {"int": Int(), "float": Real(), "bool": Bool(), "str": Text(),
                  "bool | None": nullable(Bool()), "int | None": nullable(Int()),
                  "float | None": nullable(Real())}
 #: Sized from the data by ``build``, not user options.
-FROM_DATA = ("in_channels", "image_size")
+FROM_DATA = ("in_channels", "image_size", "event_shape")
+#: Model options that became training options: key -> the top-level key now.
+MOVED = {"memory": "memory"}
 
 
 def model_options(cls: type) -> dict[str, tuple[object, str]]:
@@ -181,7 +187,7 @@ def model_options(cls: type) -> dict[str, tuple[object, str]]:
     ranges = _model_ranges().get(cls, {})
     options = {}
     for name, param in inspect.signature(cls.__init__).parameters.items():
-        if name in ("self", *FROM_DATA) or param.kind in (param.VAR_KEYWORD,
+        if name in ("self", *FROM_DATA, *MOVED) or param.kind in (param.VAR_KEYWORD,
                                                            param.VAR_POSITIONAL):
             continue
         options[name] = ranges.get(name) or (BY_ANNOTATION.get(str(param.annotation), None), "")
@@ -223,7 +229,7 @@ def check_model(cfg: DictConfig) -> None:
         return
     options = model_options(cls)
     unknown = [k for k in node if not str(k).startswith("_") and k not in options
-               and k not in FROM_DATA]
+               and k not in FROM_DATA and k not in MOVED]
     if unknown:
         raise ValueError(f"model.{unknown[0]} is not an option of {cls.__name__}: its options "
                          f"are {', '.join(options)}")
@@ -290,10 +296,34 @@ def check_batch_memory(cfg: DictConfig) -> None:
                       f"per step without the memory)")
 
 
+def check_moved(cfg: DictConfig) -> None:
+    """An old command line's ``model.memory=<mode>``: refused, naming the key to use now. (The
+    value ``store``, the old default an architecture config may still carry, is ignored.)"""
+    node = cfg.get("model")
+    for old, new in MOVED.items():
+        value = node.get(old, "store") if isinstance(node, DictConfig) else "store"
+        if value != "store":
+            raise ValueError(f"model.{old}={plain(value)}: {old} is a training option now: "
+                             f"{new}={plain(value)}")
+
+
+def check_task(cfg: DictConfig) -> None:
+    """The best checkpoint monitors a metric the task's objective logs."""
+    task = cfg.get("task")
+    if not isinstance(task, DictConfig) or not {"metric", "monitor"} <= set(task):
+        return
+    stage, _, metric = str(task.monitor).partition("/")
+    if stage not in ("train", "val") or metric != task.metric:
+        raise ValueError(f"task.monitor={task.monitor} is not logged by a task whose metric is "
+                         f"{task.metric}: monitor val/{task.metric} (or train/{task.metric})")
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Raise ``ValueError`` naming the first bad option of a composed train config: its key,
     the value, what is allowed and how to fix it. Builds and writes nothing."""
+    check_moved(cfg)
     _check_table(cfg, OPTIONS)
+    check_task(cfg)
     check_model(cfg)
     check_devices(cfg)
     check_validation_interval(cfg)

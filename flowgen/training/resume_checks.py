@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 #: What a checkpoint needs beyond weights to resume training.
 TRAINING_STATE = ("optimizer_states", "loops", "callbacks", "global_step", "epoch")
 #: Model arguments that change how training runs, not the weights: free to differ on resume.
+#: (``memory`` is a training option now; checkpoints written before record it as the model's.)
 NOT_ARCHITECTURE = {"memory"}
 
 
@@ -80,9 +81,9 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(ckpt: dict, module: FlowModule, n_bits: int) -> list[str]:
+def config_differences(ckpt: dict, module: FlowModule, n_bits: int | None) -> list[str]:
     """What the command would build or train differently from the checkpoint, one entry per
-    key (architecture and data shape, ``n_bits``, optimiser)."""
+    key (architecture and data shape, ``n_bits`` (None: vector data), optimiser)."""
     meta, model = ckpt["flowgen"], module.model
     if meta.get("arch") != model.arch:
         return [f"model: {meta.get('arch')!r} in the checkpoint, {model.arch!r} now"]
@@ -104,7 +105,7 @@ def check_resume(path: Path, module: FlowModule, cfg: DictConfig) -> None:
         raise ValueError(f"{path} holds a model but no training state ({', '.join(missing)} "
                          f"missing), so training cannot resume from it: sample from it with "
                          f"sample.py, or start a new run without ckpt_path")
-    differences = config_differences(ckpt, module, int(cfg.n_bits))
+    differences = config_differences(ckpt, module, module.n_bits)  # the task's bit depth
     if differences:
         raise ValueError(f"{path} was trained with another configuration ({'; '.join(differences)}"
                          f"): resume with the checkpoint's values, or start a new run with "

@@ -25,16 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer]:
-    """Instantiate datamodule, model (sized from the data) and trainer from a composed config."""
+    """Instantiate datamodule, model (sized from the data's event shape), the task's objective
+    and trainer, with every callback (the task's pictures among them), from a composed config."""
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, in_channels=datamodule.channels,
-                        image_size=datamodule.image_size)
-    module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), n_bits=cfg.n_bits,
+    # _convert_: plain lists, not ListConfig, so the model records its arguments as given
+    model = instantiate(_architecture(cfg.model), event_shape=list(datamodule.event_shape),
+                        _convert_="all")
+    task = cfg.get("task")
+    objective = instantiate(task.objective) if task is not None else None
+    module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), objective=objective,
                         warmup_steps=cfg.optim.warmup_steps,
-                        classifier_weight=cfg.get("classifier_weight", 0.0),
                         val_noise_seed=cfg.get("val_noise_seed"),
                         channels_last=cfg.get("channels_last", False),
-                        compile=cfg.get("compile", False),
+                        compile=cfg.get("compile", False), memory=cfg.get("memory"),
                         training_record=training_record(cfg))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.append(RandomState())  # not optional: without it a resumed run draws other noise
@@ -43,8 +46,17 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
     return datamodule, module, trainer
 
 
+def _architecture(node: DictConfig) -> DictConfig:
+    """The model node without ``memory``: a training option now (top-level ``memory``, which
+    :func:`check_train_config` reconciles with an old ``model.memory``)."""
+    if "memory" not in node:
+        return node
+    return OmegaConf.masked_copy(node, [k for k in node if k != "memory"])
+
+
 def train(cfg: DictConfig) -> dict[str, float | str]:
-    """Fit the model; return the final metrics (``train/bpd``, ``val/bpd``, ...), the number of
+    """Fit the model; return the final metrics (``train/bpd``, ``val/bpd`` or the task's
+    metric, ...), the number of
     steps and the checkpoint paths.
 
     Every check runs before anything of the run is written: the options, the data, the model,
@@ -72,9 +84,9 @@ def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
     hparams["n_params"] = n_params
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
-    log.info("%s with %.2fM parameters on %s images %sx%s, batch %s per device",
-             type(module.model).__name__, n_params / 1e6, datamodule.channels,
-             datamodule.image_size, datamodule.image_size, datamodule.batch_size)
+    log.info("%s with %.2fM parameters on data of shape %s, batch %s per device",
+             type(module.model).__name__, n_params / 1e6,
+             "x".join(map(str, datamodule.event_shape)), datamodule.batch_size)
     # Under DDP every process loads its own batches: the optimiser step averages the gradients
     # of all of them, so the global batch is what the learning rate should be judged against.
     accumulate = trainer.accumulate_grad_batches
@@ -98,7 +110,7 @@ def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
             wandb.finish()
     metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["step"] = trainer.global_step
-    # the best is kept by the val/bpd callback, last.ckpt by ResumeCheckpoint
+    # the best is kept by the task.monitor callback, last.ckpt by ResumeCheckpoint
     checkpoints = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
     metrics["best_checkpoint"] = next((cb.best_model_path for cb in checkpoints
                                        if cb.best_model_path), "")

@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from hydra.utils import instantiate
 
-from flowgen.data.quantization import preprocess
 from flowgen.flows import ActNorm, Squeeze
+from flowgen.objectives import preprocess
 from flowgen.training import FlowModule, build, callbacks, train
 from flowgen.training.ddp_safety import forks_ranks
 from tests.conftest import ROOT, compose_train
@@ -238,9 +238,9 @@ def test_fixed_validation_noise_does_not_depend_on_the_batching(ddp_run):
     pixels = torch.randint(0, 256, (6, 1, 32, 32), dtype=torch.uint8)
     module.eval()
     with torch.no_grad():
-        whole = module._bpd_and_logits(pixels, None, fixed_noise=True)[0]
-        parts = torch.cat([module._bpd_and_logits(pixels[i:i + 2], None, fixed_noise=True)[0]
-                           for i in range(0, 6, 2)])
+        whole = module.objective(module.model, (pixels, None), noise_seed=0).values
+        parts = torch.cat([module.objective(module.model, (pixels[i:i + 2], None),
+                                            noise_seed=0).values for i in range(0, 6, 2)])
     torch.testing.assert_close(whole, parts)
 
 

@@ -16,6 +16,7 @@ from flowgen.models.nice import NICE
 from flowgen.models.realnvp import RealNVP
 from flowgen.training.options import (
     FROM_DATA,
+    MOVED,
     PREVIEW_IMAGES,
     TRAIN_BATCH_VALUES,
     check_train_config,
@@ -44,6 +45,7 @@ def bad(tmp_path, *overrides: str, shrink_model: bool = True) -> str:
     *(f"trainer={o}" for o in options_of("trainer") if o in ("default", "cpu", "ddp_cpu")),
     *(f"experiment={o}" for o in options_of("experiment")),
     "callbacks.ema=null", "callbacks.sample_grid=null", "seed=null", "val_noise_seed=0",
+    "task=density", "memory=checkpoint", "memory=invertible", "++model.memory=store",
     "trainer.precision=bf16-mixed", "trainer.precision=64", "trainer.max_steps=-1",
     "trainer.val_check_interval=0.5 trainer.check_val_every_n_epoch=1",
 ])
@@ -102,7 +104,12 @@ def test_every_model_config_passes(model, tmp_path):
     (["trainer.gradient_clip_algorithm=foo"], "must be null or one of norm|value, got 'foo'"),
     (["trainer.accelerator=tpux"], "trainer.accelerator must be one of auto|cpu|gpu|cuda|mps|tpu"),
     (["model.coupling=foo"], "model.coupling must be one of affine|additive, got 'foo'"),
-    (["model.memory=disk"], "model.memory must be one of store|checkpoint|invertible"),
+    (["memory=disk"], "memory must be one of store|checkpoint|invertible, got 'disk'"),
+    (["++model.memory=invertible"],
+     "model.memory=invertible: memory is a training option now: memory=invertible"),
+    (["task=density", "task.monitor=val/bpd"], "task.monitor=val/bpd is not logged by a task "
+                                               "whose metric is nll: monitor val/nll"),
+    (["task.objective=null"], "task.objective must be a config node"),
     (["callbacks.model_checkpoint.mode=avg"], "must be one of min|max, got 'avg'"),
     # too large for memory
     ([f"callbacks.sample_grid.n={PREVIEW_IMAGES + 1}"], "sample.py ckpt=... n=..."),
@@ -145,7 +152,7 @@ def test_batch_cap_follows_the_image_size(tmp_path):
 @pytest.mark.parametrize("cls, name", [(Glow, "glow"), (RealNVP, "realnvp"), (NICE, "nice")])
 def test_every_model_constructor_option_has_a_typed_spec(cls, name, tmp_path):
     params = [p for p in inspect.signature(cls.__init__).parameters
-              if p not in ("self", *FROM_DATA)]
+              if p not in ("self", *FROM_DATA, *MOVED)]  # memory: a training option now
     options = model_options(cls)
     assert sorted(options) == sorted(params)
     assert all(spec is not None for spec, _ in options.values())
