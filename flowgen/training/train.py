@@ -13,6 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from flowgen.config import check_run_name
+from flowgen.objectives import ImageDensity
 from flowgen.perf import keep_freed_memory
 from flowgen.training.ddp_safety import fork_safe_ranks
 from flowgen.training.module import FlowModule
@@ -33,6 +34,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
                         _convert_="all")
     task = cfg.get("task")
     objective = instantiate(task.objective) if task is not None else None
+    _check_task_fits_data(objective, tuple(datamodule.event_shape))
     module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), objective=objective,
                         warmup_steps=cfg.optim.warmup_steps,
                         val_noise_seed=cfg.get("val_noise_seed"),
@@ -44,6 +46,13 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, module, trainer
+
+
+def _check_task_fits_data(objective, event_shape: tuple[int, ...]) -> None:
+    """Pixels are dequantised, vectors are not: the wrong pairing fails here with the fix."""
+    if isinstance(objective, ImageDensity) and len(event_shape) != 3:
+        raise ValueError(f"task=image_density needs images [C, H, W], but the data gives "
+                         f"samples of shape {list(event_shape)}: train them with task=density")
 
 
 def _architecture(node: DictConfig) -> DictConfig:
