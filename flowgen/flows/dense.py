@@ -59,6 +59,16 @@ class AdditiveMLPCoupling(Coupling):
         super().__init__(partition, net, AdditiveBijection(), context_features, num_classes)
         self.num_features = num_features
 
+    @property
+    def kept(self) -> Tensor:
+        """Indices of the flattened entries passed through (for inspection)."""
+        return torch.arange(self.num_features)[self.partition.parity::2]
+
+    @property
+    def changed(self) -> Tensor:
+        """Indices of the flattened entries transformed (for inspection)."""
+        return torch.arange(self.num_features)[1 - self.partition.parity::2]
+
 
 #: ``mlp_coupling(transform=...)``: the elementwise bijection of a vector coupling.
 VECTOR_TRANSFORMS = ("affine", "additive")
