@@ -42,7 +42,7 @@ def build(experiment: str, dataset: str, overrides: list[str], batch_size: int):
                                           f"data.batch_size={batch_size}", *overrides])
     dm = instantiate(cfg.data)
     dm.setup()
-    model = instantiate(cfg.model, in_channels=dm.channels, image_size=dm.image_size)
+    model = instantiate(cfg.model, event_shape=dm.event_shape)
     module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), n_bits=cfg.n_bits,
                         warmup_steps=cfg.optim.warmup_steps,
                         classifier_weight=cfg.get("classifier_weight", 0.0))
@@ -99,7 +99,7 @@ def run(name: str, experiment: str, dataset: str, overrides: list[str], steps: i
             print(f"  step {step:4d}  train bpd {loss.item():.3f}  test bpd {curve[step]:.3f}  "
                   f"({(time.perf_counter() - t0) / step:.2f} s/step)", flush=True)
     module.eval()
-    samples = module.model.sample(16, 0.7)
+    samples = module.model.sample(16, temperature=0.7)
     print(f"  test bpd at steps {list(curve)}: {[round(v, 3) for v in curve.values()]}")
     print(f"  NaN/Inf steps: {bad_steps or 'none'};  samples at T=0.7 finite: "
           f"{bool(torch.isfinite(samples).all())}", flush=True)

@@ -83,12 +83,14 @@ def worker(config: str, path: str, device: str, steps: int, warmup: int, threads
     from torch.utils.flop_counter import FlopCounterMode
 
     from flowgen.data.quantization import bits_per_dim, preprocess
+    from flowgen.flows import set_memory
     from flowgen.models import Glow
 
     c = CONFIGS[config]
     torch.manual_seed(0)
-    model = Glow(c["in_channels"], 32, levels=3, steps=c["steps"], hidden_channels=c["hidden"],
-                 memory=opts.get("memory", "store")).to(device)
+    model = Glow((c["in_channels"], 32, 32), levels=3, steps=c["steps"],
+                 hidden_channels=c["hidden"]).to(device)
+    set_memory(model, opts.get("memory", "store"))
     # As FlowModule(channels_last=True): NHWC inputs, convolutions follow them.
     fmt = torch.channels_last if opts.get("channels_last") else torch.contiguous_format
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4,

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from flowgen.data import postprocess
-from flowgen.models import MultiScaleFlow
+from flowgen.models import FlowModel
 
 #: Model space is ``[-0.5, 0.5]``; a sample further out than this is not an image the model
 #: was trained on (one 8-bit level is 1/256 ~ 0.004, so this allows ~25 levels of overshoot).
@@ -94,21 +94,21 @@ def _stat(level: int, index: int, layer: str, x: Tensor) -> LayerStat:
 
 
 @torch.no_grad()
-def inverse_trace(model: MultiScaleFlow, zs: Sequence[Tensor],
+def inverse_trace(model: FlowModel, zs: Sequence[Tensor],
                   cond: Tensor | None = None) -> list[LayerStat]:
-    """Decode ``zs`` (one latent ``[B, *shape]`` per level) as :meth:`MultiScaleFlow.inverse`
+    """Decode ``zs`` (one latent ``[B, *shape]`` per level) as :meth:`FlowModel.inverse`
     does, recording every layer's output: the first layer whose ``max_abs`` jumps is the one
     that amplifies. Layers in the order they run (top prior, then the last level backwards)."""
     stats = []
     x = zs[-1]
-    last = len(model.levels) - 1
-    if model.top_prior is not None:
-        x = model.top_prior.inverse(x, cond)[0]
-        stats.append(_stat(last, -1, type(model.top_prior).__name__, x))
-    for i in reversed(range(len(model.levels))):
+    last = len(model.transform.levels) - 1
+    if model.transform.top is not None:
+        x = model.transform.top.inverse(x, cond)[0]
+        stats.append(_stat(last, -1, type(model.transform.top).__name__, x))
+    for i in reversed(range(len(model.transform.levels))):
         if i < last:
             x = torch.cat([x, zs[i]], 1)
-        flows = model.levels[i].flows
+        flows = model.transform.levels[i].flows
         for j in reversed(range(len(flows))):
             x = flows[j].inverse(x, cond)[0]
             stats.append(_stat(i, j, type(flows[j]).__name__, x))

@@ -57,7 +57,7 @@ def trained_like(model_cls, config: dict, scale: float = 0.1):
     and batch norm's data-dependent state), then every parameter perturbed; ``(model in eval
     mode, those images)``."""
     model = model_cls(**config).double()
-    x = torch.rand(3, config["in_channels"], config["image_size"], config["image_size"],
+    x = torch.rand(3, *config["event_shape"],
                    dtype=torch.float64) - 0.5
     model.train()
     model(x)

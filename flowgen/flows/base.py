@@ -37,6 +37,11 @@ class Flow(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one output sample for an input sample of ``shape`` (most layers keep
+        it; a squeeze does not)."""
+        return shape
+
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 

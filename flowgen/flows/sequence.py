@@ -29,6 +29,13 @@ class FlowSequence(Flow):
         super().__init__()
         self.flows = nn.ModuleList(flows)
         self.memory = memory
+        for name, value in combined_capabilities(self.flows).items():
+            setattr(self, name, value)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        for flow in self.flows:
+            shape = flow.output_shape(shape)
+        return shape
 
     @property
     def memory(self) -> str:
@@ -55,6 +62,23 @@ class FlowSequence(Flow):
             y, ld = flow.inverse(y, cond)
             logdet = logdet + ld
         return y, logdet
+
+
+def combined_capabilities(flows: Iterable[Flow]) -> dict:
+    """The capabilities of a composition: the weakest of its parts'."""
+    flows = list(flows)
+    kinds = {f.inverse_kind for f in flows}
+    tolerances = [f.inverse_tolerance for f in flows if f.inverse_tolerance is not None]
+    shapes = [set(f.event_kinds) for f in flows]
+    return {
+        "logdet_kind": "estimated" if any(f.logdet_kind == "estimated" for f in flows)
+        else "exact",
+        "inverse_kind": "none" if "none" in kinds else
+        "iterative" if "iterative" in kinds else "analytic",
+        "inverse_tolerance": sum(tolerances) if tolerances else None,
+        "invertible_in_training": all(f.invertible_in_training for f in flows),
+        "event_kinds": tuple(sorted(set.intersection(*shapes))) if shapes else ("image",),
+    }
 
 
 def set_memory(module: torch.nn.Module, mode: str) -> None:

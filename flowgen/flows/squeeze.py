@@ -15,6 +15,10 @@ class Squeeze(Flow):
     ``pixel_unshuffle`` (channel-major: ``c * 4 + 2 * dy + dx``).
     """
 
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        c, h, w = shape
+        return (4 * c, h // 2, w // 2)
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(x, "Squeeze")
         h, w = x.shape[-2:]

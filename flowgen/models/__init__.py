@@ -1,8 +1,11 @@
-"""Models: compositions of flows and priors, plain ``torch.nn`` (no Lightning, no Hydra)."""
+"""Models: a transform and a base distribution, plain ``torch.nn`` (no Lightning, no Hydra)."""
 
 from flowgen.models.checkpoint import load_model, model_metadata
+from flowgen.models.flow_model import FlowModel
 from flowgen.models.glow import Glow
-from flowgen.models.multiscale import MultiScaleFlow
+from flowgen.models.nice import NICE
+from flowgen.models.realnvp import RealNVP
 from flowgen.models.registry import MODELS, build_model
 
-__all__ = ["MODELS", "Glow", "MultiScaleFlow", "build_model", "load_model", "model_metadata"]
+__all__ = ["MODELS", "NICE", "FlowModel", "Glow", "RealNVP", "build_model", "load_model",
+           "model_metadata"]

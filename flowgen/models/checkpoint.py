@@ -6,18 +6,21 @@ from pathlib import Path
 
 import torch
 
-from flowgen.models.multiscale import MultiScaleFlow
+from flowgen.models.flow_model import FlowModel
 from flowgen.models.registry import build_model
+from flowgen.models.upgrade import upgrade_config, upgrade_weights
 
-FORMAT_VERSION = 1
+#: 2: models are FlowModels (transform + base), configs record event_shape (see upgrade.py)
+FORMAT_VERSION = 2
 #: Where a checkpoint written with the EMA callback (Lightning's ``WeightAveraging``) keeps the
 #: trained weights; its ``state_dict`` holds the averaged ones.
 TRAINED_WEIGHTS = "current_model_state"
 
 
-def model_metadata(model: MultiScaleFlow, n_bits: int) -> dict:
+def model_metadata(model: FlowModel, n_bits: int) -> dict:
     """The plain-typed record (``checkpoint["flowgen"]``) from which :func:`load_model` rebuilds
-    ``model``: architecture name, constructor arguments and the data's bit depth."""
+    ``model``: architecture name, constructor arguments (recorded by the model itself) and the
+    data's bit depth."""
     return {"format": FORMAT_VERSION, "arch": model.arch, "config": dict(model.config),
             "n_bits": int(n_bits)}
 
@@ -74,7 +77,7 @@ def check_finite_weights(path: str | Path, weights: dict, what: str = "state_dic
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu",
-               prefix: str = "model.", ema: bool | None = None) -> tuple[MultiScaleFlow, dict]:
+               prefix: str = "model.", ema: bool | None = None) -> tuple[FlowModel, dict]:
     """Rebuild the model saved in a checkpoint: ``(model in eval mode, metadata)``.
 
     The file is read by :func:`read_checkpoint` (``weights_only=True``: no pickled code runs)
@@ -93,7 +96,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu",
         raise ValueError(f"{path} has no EMA weights (trained with callbacks.ema=null or before "
                          f"EMA existed): use ema=false or ema=auto")
     weights = ckpt[TRAINED_WEIGHTS] if has_ema and ema is False else ckpt["state_dict"]
-    model = build_model(meta["arch"], meta.get("config", {}))
+    fmt = checkpoint_format(meta)
+    weights = upgrade_weights(weights, fmt, prefix)
+    model = build_model(meta["arch"], upgrade_config(meta.get("config", {}), fmt))
     state = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     try:
         model.load_state_dict(state)
@@ -101,3 +106,14 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu",
         raise ValueError(f"{path}: weights do not fit the recorded architecture {meta['arch']} "
                          f"{meta.get('config')}: {str(err).splitlines()[0]}") from err
     return model.to(map_location).eval(), {**meta, "ema": has_ema and ema is not False}
+
+
+def checkpoint_format(meta: dict) -> int:
+    """The format of a checkpoint's ``flowgen`` record, or a clear error for a newer one."""
+    fmt = meta.get("format", 1)
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise ValueError(f"checkpoint format {fmt!r} is not one flowgen wrote")
+    if fmt > FORMAT_VERSION:
+        raise ValueError(f"checkpoint format {fmt} is newer than this flowgen reads "
+                         f"({FORMAT_VERSION}): update flowgen")
+    return fmt

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+import math
+from collections.abc import Sequence
 
+from flowgen.distributions import StandardNormal
 from flowgen.flows import (
     ActNorm,
     AdditiveCoupling,
@@ -16,8 +18,9 @@ from flowgen.flows import (
     Squeeze,
 )
 from flowgen.flows.coupling import SCALES
+from flowgen.flows.multiscale import MultiScale
 from flowgen.flows.permutation import Permutation
-from flowgen.models.multiscale import MultiScaleFlow, image_shape
+from flowgen.models.flow_model import ClassHead, FlowModel, image_shape
 
 COUPLINGS = {"affine": AffineCoupling, "additive": AdditiveCoupling}
 PERMUTATIONS = {
@@ -37,8 +40,8 @@ SPLIT_SCALES = ("exp", "bounded")
 SPLIT_MAX_LOG_SCALE = 2.0
 
 
-class Glow(MultiScaleFlow):
-    """Glow on ``[B, in_channels, image_size, image_size]`` images.
+class Glow(FlowModel):
+    """Glow on images of ``event_shape`` ``(C, H, W)`` (square).
 
     Each of ``levels`` levels: :class:`Squeeze`, then ``steps`` steps of (:class:`ActNorm`,
     a channel permutation, an affine or additive coupling), then :class:`Split` (every level but
@@ -56,23 +59,18 @@ class Glow(MultiScaleFlow):
     ``num_classes > 0`` makes the top prior (and, with ``condition_splits``, every split prior)
     class-conditional on ``cond`` (labels ``[B]``), and adds a linear class head on the mean
     top activation (:meth:`class_logits`); ``cond=None`` gives the unconditional model.
-    ``memory``: what training keeps for backward, per level: ``store`` (everything, fastest),
-    ``checkpoint`` (gradient checkpointing per layer) or ``invertible`` (only each level's output;
-    activations are recomputed by inverting the flow, so memory stays flat as ``steps`` grows).
-    Same results and gradients in every mode; see :mod:`flowgen.flows.memory`.
+    The transform is a :class:`MultiScale` flow with every prior folded in, the base ``N(0, I)``.
     """
 
     arch = "glow"
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, levels: int = 3,
+    def __init__(self, event_shape: Sequence[int] = (3, 32, 32), levels: int = 3,
                  steps: int = 32, hidden_channels: int = 512, coupling: str = "affine",
                  permutation: str = "conv1x1_lu", lu: bool | None = None,
                  learn_top: bool = True, split_prior: str = "learned", num_classes: int = 0,
-                 condition_splits: bool = False, memory: str = "store",
-                 coupling_scale: str = "sigmoid", split_scale: str = "exp",
-                 event_shape=None):
-        if event_shape is not None:
-            in_channels, image_size = image_shape(event_shape, type(self).__name__)
+                 condition_splits: bool = False, coupling_scale: str = "sigmoid",
+                 split_scale: str = "exp"):
+        in_channels, image_size = image_shape(event_shape, "Glow")
         if lu is not None:
             permutation = "conv1x1_lu" if lu else "conv1x1"
         for name, value, allowed in (("coupling", coupling, COUPLINGS),
@@ -104,20 +102,10 @@ class Glow(MultiScaleFlow):
                               else None)
                 flows.append(split)
                 c = split.kept
-            blocks.append(FlowSequence(flows, memory=memory))
+            blocks.append(FlowSequence(flows))
         top = LearnedPrior(c, learned=learn_top, num_classes=num_classes)
-        super().__init__(blocks, (in_channels, image_size, image_size), top_prior=top)
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(c, num_classes) if num_classes else None
-        self.config = dict(in_channels=in_channels, image_size=image_size, levels=levels,
-                           steps=steps, hidden_channels=hidden_channels, coupling=coupling,
-                           permutation=permutation, learn_top=learn_top,
-                           split_prior=split_prior, num_classes=num_classes,
-                           condition_splits=condition_splits, memory=memory,
-                           coupling_scale=coupling_scale, split_scale=split_scale)
-
-    def class_logits(self, top: Tensor) -> Tensor:
-        """Class scores ``[B, num_classes]`` from the top activation (Glow's ``y`` head)."""
-        if self.classifier is None:
-            raise ValueError("this Glow has no class head: build it with num_classes > 0")
-        return self.classifier(top.mean((2, 3)))
+        shape = (in_channels, image_size, image_size)
+        transform = MultiScale(blocks, shape, top=top)
+        super().__init__(transform, StandardNormal((math.prod(shape),)), shape,
+                         head=ClassHead(c, num_classes) if num_classes else None,
+                         num_classes=num_classes)

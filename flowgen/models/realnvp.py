@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+from flowgen.distributions import StandardNormal
 from flowgen.flows import (
     ActNorm,
     BatchNormFlow,
@@ -13,14 +17,15 @@ from flowgen.flows import (
     Split,
     Squeeze,
 )
-from flowgen.models.multiscale import MultiScaleFlow, image_shape
+from flowgen.flows.multiscale import MultiScale
+from flowgen.models.flow_model import FlowModel, image_shape
 
 NORMS = {"batchnorm": BatchNormFlow, "actnorm": ActNorm}
 PRIORS = ("standard", "learned")
 
 
-class RealNVP(MultiScaleFlow):
-    """RealNVP on ``[B, in_channels, image_size, image_size]`` images.
+class RealNVP(FlowModel):
+    """RealNVP on images of ``event_shape`` ``(C, H, W)`` (square).
 
     Each of the first ``levels - 1`` scales: three checkerboard-masked affine couplings
     (alternating mask parity), :class:`Squeeze`, three channel-wise masked affine couplings
@@ -42,12 +47,10 @@ class RealNVP(MultiScaleFlow):
 
     arch = "realnvp"
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, levels: int = 3,
+    def __init__(self, event_shape: Sequence[int] = (3, 32, 32), levels: int = 3,
                  hidden_channels: int = 64, res_blocks: int = 8, norm: str = "batchnorm",
-                 prior: str = "standard",
-                 event_shape=None):
-        if event_shape is not None:
-            in_channels, image_size = image_shape(event_shape, type(self).__name__)
+                 prior: str = "standard"):
+        in_channels, image_size = image_shape(event_shape, "RealNVP")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
         if prior not in PRIORS:
@@ -83,7 +86,5 @@ class RealNVP(MultiScaleFlow):
             elif prior == "learned":
                 flows.append(LearnedPrior(c))
             blocks.append(FlowSequence(flows))
-        super().__init__(blocks, (in_channels, image_size, image_size))
-        self.config = dict(in_channels=in_channels, image_size=image_size, levels=levels,
-                           hidden_channels=hidden_channels, res_blocks=res_blocks, norm=norm,
-                           prior=prior)
+        shape = (in_channels, image_size, image_size)
+        super().__init__(MultiScale(blocks, shape), StandardNormal((math.prod(shape),)), shape)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from flowgen.models.flow_model import FlowModel
 from flowgen.models.glow import Glow
-from flowgen.models.multiscale import MultiScaleFlow
 from flowgen.models.nice import NICE
 from flowgen.models.realnvp import RealNVP
 
-MODELS: dict[str, type[MultiScaleFlow]] = {"glow": Glow, "realnvp": RealNVP, "nice": NICE}
+MODELS: dict[str, type[FlowModel]] = {"glow": Glow, "realnvp": RealNVP, "nice": NICE}
 
 
-def build_model(arch: str, config: dict) -> MultiScaleFlow:
+def _plain(value) -> bool:
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (bool, int, float, str, type(None)))
+
+
+def build_model(arch: str, config: dict) -> FlowModel:
     """Build the architecture named ``arch`` from plain constructor arguments."""
     if arch not in MODELS:
         raise ValueError(f"unknown architecture {arch!r}; known: {sorted(MODELS)}")
-    if not isinstance(config, dict) or not all(
-            isinstance(v, (bool, int, float, str, type(None))) for v in config.values()):
+    if not isinstance(config, dict) or not all(_plain(v) for v in config.values()):
         raise ValueError(f"architecture config must hold plain values, got {config!r}")
     try:
         return MODELS[arch](**config)

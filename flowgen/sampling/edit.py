@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Subset
 
 from flowgen.data import preprocess
 from flowgen.data.images import MODES, read_image
-from flowgen.models import MultiScaleFlow
+from flowgen.models import FlowModel
 from flowgen.sampling.grid import batches, decode_batched
 
 
@@ -46,7 +46,7 @@ def load_image_files(paths: Sequence[Path], in_shape: Sequence[int]) -> Tensor:
 
 
 @torch.no_grad()
-def encode_batched(model: MultiScaleFlow, x: Tensor, batch_size: int,
+def encode_batched(model: FlowModel, x: Tensor, batch_size: int,
                    progress: bool = False) -> list[Tensor]:
     """Model-space images ``[n, C, H, W]`` -> one latent ``[n, *shape]`` per level (on the CPU),
     encoded ``batch_size`` at a time on the model's device, unconditionally."""
@@ -56,7 +56,7 @@ def encode_batched(model: MultiScaleFlow, x: Tensor, batch_size: int,
     return [torch.cat(level) for level in zip(*chunks, strict=True)]
 
 
-def reconstruct(model: MultiScaleFlow, pixels: Tensor, n_bits: int,
+def reconstruct(model: FlowModel, pixels: Tensor, n_bits: int,
                 batch_size: int = 64) -> tuple[Tensor, Tensor]:
     """``(x, decode(encode(x)))``, both ``[n, C, H, W]`` in model space, for uint8 ``pixels``
     taken to their bins' centres."""
@@ -91,7 +91,7 @@ def attribute_column(val_set, attribute: int | str) -> int | None:
 
 
 @torch.no_grad()
-def attribute_direction(model: MultiScaleFlow, val_set, attribute: int | str, n_bits: int,
+def attribute_direction(model: FlowModel, val_set, attribute: int | str, n_bits: int,
                         max_images: int = 1000, batch_size: int = 64,
                         progress: bool = False) -> tuple[list[Tensor], int, int]:
     """Per level, mean latent of the images with ``attribute`` (a class label: labelled so; a
@@ -148,7 +148,7 @@ def edit_latents(zs: Sequence[Tensor], direction: Sequence[Tensor],
     return out
 
 
-def manipulate(model: MultiScaleFlow, pixels: Tensor, direction: Sequence[Tensor],
+def manipulate(model: FlowModel, pixels: Tensor, direction: Sequence[Tensor],
                alphas: Sequence[float], n_bits: int, batch_size: int = 64,
                progress: bool = False) -> Tensor:
     """Decoded edits ``[n * len(alphas), C, H, W]`` (model space, image-major) of uint8

@@ -9,14 +9,14 @@ import torch
 from torch import Tensor
 from torchvision.utils import save_image
 
-from flowgen.models import MultiScaleFlow
-from flowgen.models.multiscale import check_sampling_args
+from flowgen.models import FlowModel
+from flowgen.models.flow_model import check_sampling_args
 
 
-def draw_noise(model: MultiScaleFlow, n: int, seed: int) -> list[Tensor]:
+def draw_noise(model: FlowModel, n: int, seed: int) -> list[Tensor]:
     """Unit-normal latents ``[n, *shape]`` per level, drawn on the CPU from ``seed``: the same
     seed gives the same latents whatever the device and the decoding batch size (temperature
-    ``T`` scales them, as :meth:`MultiScaleFlow.sample_latents` does)."""
+    ``T`` scales them, as :meth:`FlowModel.sample_latents` does)."""
     generator = torch.Generator().manual_seed(seed)
     return model.prior_noise(n, generator, device="cpu", dtype=torch.float32)
 
@@ -33,7 +33,7 @@ def batches(n: int, batch_size: int, progress: bool = False, desc: str = "decodi
 
 
 @torch.no_grad()
-def decode_batched(model: MultiScaleFlow, zs: Sequence[Tensor], batch_size: int,
+def decode_batched(model: FlowModel, zs: Sequence[Tensor], batch_size: int,
                    label: int | None = None, progress: bool = False) -> Tensor:
     """Decode latents (any batch length) ``batch_size`` at a time on the model's device; the
     images come back on the CPU, in model space. ``label``: class of a class-conditional model;
@@ -49,7 +49,7 @@ def decode_batched(model: MultiScaleFlow, zs: Sequence[Tensor], batch_size: int,
     return torch.cat(out)
 
 
-def check_label(model: MultiScaleFlow, label: int | None) -> None:
+def check_label(model: FlowModel, label: int | None) -> None:
     """A clear error unless ``label`` is None or a class the model was trained with."""
     if label is None:
         return
@@ -60,7 +60,7 @@ def check_label(model: MultiScaleFlow, label: int | None) -> None:
         raise ValueError(f"label must be an integer in 0..{classes - 1}, got {label!r}")
 
 
-def check_level_temperatures(model: MultiScaleFlow,
+def check_level_temperatures(model: FlowModel,
                              level_temperatures: Sequence[float] | None) -> None:
     """A clear error unless there is one factor (a finite number >= 0) per level, or none."""
     if level_temperatures is None:
@@ -73,7 +73,7 @@ def check_level_temperatures(model: MultiScaleFlow,
         check_sampling_args(1, t)
 
 
-def sample_images(model: MultiScaleFlow, n: int, temperature: float, seed: int = 0,
+def sample_images(model: FlowModel, n: int, temperature: float, seed: int = 0,
                   batch_size: int = 64, label: int | None = None,
                   level_temperatures: Sequence[float] | None = None,
                   progress: bool = False) -> Tensor:

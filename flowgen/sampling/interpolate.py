@@ -18,7 +18,7 @@ from flowgen.latent_paths import (  # noqa: F401 - re-exported for sampling's us
     interpolation_weights,
     path_length,
 )
-from flowgen.models import MultiScaleFlow
+from flowgen.models import FlowModel
 from flowgen.sampling.edit import encode_batched
 from flowgen.sampling.grid import decode_batched, draw_noise
 
@@ -61,27 +61,27 @@ def load_val_images(data_cfg, indices: Sequence[int], in_shape: Sequence[int],
     return torch.stack([torch.as_tensor(val[i][0]) for i in indices])
 
 
-def random_endpoints(model: MultiScaleFlow, n: int, temperature: float = 1.0,
+def random_endpoints(model: FlowModel, n: int, temperature: float = 1.0,
                      seed: int = 0) -> list[Tensor]:
     """``n`` random endpoints at ``temperature`` from ``seed``: ``[n, *shape]`` per level."""
     return [temperature * z for z in draw_noise(model, n, seed)]
 
 
-def encoded_endpoints(model: MultiScaleFlow, pixels: Tensor, n_bits: int,
+def encoded_endpoints(model: FlowModel, pixels: Tensor, n_bits: int,
                       batch_size: int = 64) -> list[Tensor]:
     """The encodings of uint8 ``pixels`` ``[n, C, H, W]`` taken at their bins' centres (so an
     endpoint frame decodes back to its image): ``[n, *shape]`` per level."""
     return encode_batched(model, preprocess(pixels, n_bits, noise=False), batch_size)
 
 
-def path_frames(model: MultiScaleFlow, zs: Sequence[Tensor], steps: int,
+def path_frames(model: FlowModel, zs: Sequence[Tensor], steps: int,
                 method: str = "slerp", batch_size: int = 64) -> Tensor:
     """Decoded frames of the path through the endpoints ``zs`` (``[N, *shape]`` per level),
     ``[path_length(N, steps), C, H, W]`` in model space."""
     return decode_batched(model, interpolate_path(zs, steps, method), batch_size)
 
 
-def interpolation_frames(model: MultiScaleFlow, za: Sequence[Tensor], zb: Sequence[Tensor],
+def interpolation_frames(model: FlowModel, za: Sequence[Tensor], zb: Sequence[Tensor],
                          steps: int, method: str = "slerp", batch_size: int = 64) -> Tensor:
     """Decoded frames ``[steps, C, H, W]`` in model space, first ``decode(za)``, last
     ``decode(zb)``."""

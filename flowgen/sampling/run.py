@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from flowgen.data import postprocess
 from flowgen.diagnostics import SampleHealth, display_pixels
-from flowgen.models import MultiScaleFlow, load_model
+from flowgen.models import FlowModel, load_model
 from flowgen.sampling.edit import (
     attribute_column,
     attribute_direction,
@@ -42,7 +42,7 @@ from flowgen.sampling.limits import check_memory
 from flowgen.sampling.settings import Settings, output_dir, parse_settings, temperature_tag
 
 
-def load_checkpoint(settings: Settings) -> tuple[MultiScaleFlow, dict]:
+def load_checkpoint(settings: Settings) -> tuple[FlowModel, dict]:
     """The model (flowgen's one checkpoint reader: the same messages as ``train.py``) and its
     record; then the memory caps for its image shape, before anything is decoded."""
     model, meta = load_model(settings.ckpt, map_location=settings.device, ema=settings.ema)
@@ -73,7 +73,7 @@ def _report_health(health: dict[str, SampleHealth]) -> dict:
     return {**total.to_json(), "health": {k: h.to_json() for k, h in health.items()}}
 
 
-def _images(cfg: DictConfig, settings: Settings, model: MultiScaleFlow, val_set=None):
+def _images(cfg: DictConfig, settings: Settings, model: FlowModel, val_set=None):
     """uint8 ``[n, C, H, W]``: the ``images=`` files, else the ``indices=`` of the validation
     split; and the stem that names them in file names."""
     if settings.images:
@@ -85,7 +85,7 @@ def _images(cfg: DictConfig, settings: Settings, model: MultiScaleFlow, val_set=
         (f"-and-{len(settings.indices) - 8}" if len(settings.indices) > 8 else "")
 
 
-def _endpoint_pixels(cfg: DictConfig, entries, model: MultiScaleFlow):
+def _endpoint_pixels(cfg: DictConfig, entries, model: FlowModel):
     """uint8 ``[len(entries), C, H, W]``, in order: an int is an index of the validation
     split, anything else an image file (the data is loaded only when an index needs it)."""
     indices = [e for e in entries if isinstance(e, int)]
@@ -95,7 +95,7 @@ def _endpoint_pixels(cfg: DictConfig, entries, model: MultiScaleFlow):
     return torch.stack([next(from_data if isinstance(e, int) else from_files) for e in entries])
 
 
-def _interpolation_rows(cfg: DictConfig, settings: Settings, model: MultiScaleFlow,
+def _interpolation_rows(cfg: DictConfig, settings: Settings, model: FlowModel,
                         n_bits: int) -> dict[str, list[list[torch.Tensor]]]:
     """file stem -> the endpoints of each row of that picture (``[N, *shape]`` per level)."""
     if settings.endpoints == "random":  # one strip per temperature, the same latents scaled

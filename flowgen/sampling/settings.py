@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from flowgen.checks import SEED_MAX, Bool, Choice, Int, ListOf, check, nullable, numbers
-from flowgen.models.multiscale import check_sampling_args
+from flowgen.models.flow_model import check_sampling_args
 from flowgen.sampling.limits import check_counts
 
 MODES = ("grid", "interpolate", "reconstruct", "manipulate", "evaluate")

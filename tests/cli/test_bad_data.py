@@ -64,7 +64,7 @@ def _image_folder(data: Path, name: str, bad_name: str, write) -> Path:
 
 
 def _glow_ckpt(path: Path) -> Path:
-    model = Glow(in_channels=1, image_size=16, levels=2, steps=1, hidden_channels=4)
+    model = Glow(event_shape=(1, 16, 16), levels=2, steps=1, hidden_channels=4)
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
                 "flowgen": model_metadata(model, n_bits=8)}, path)
     return path

@@ -24,7 +24,7 @@ def _npz(path: Path, size: int, channels: int = 1, n: int = 8) -> Path:
 def _glow_ckpt(path: Path, image_size: int = 16, weights_from: Glow | None = None) -> Path:
     """A flowgen checkpoint of a tiny 1-channel Glow (``weights_from``: another model's weights
     under this one's record, i.e. a checkpoint of another architecture)."""
-    model = Glow(in_channels=1, image_size=image_size, levels=2, steps=1, hidden_channels=4)
+    model = Glow(event_shape=(1, image_size, image_size), levels=2, steps=1, hidden_channels=4)
     weights = (weights_from or model).state_dict()
     torch.save({"state_dict": {f"model.{k}": v for k, v in weights.items()},
                 "flowgen": model_metadata(model, n_bits=8)}, path)
@@ -51,7 +51,7 @@ def _cases(tmp: Path) -> dict[str, tuple[str, list[str], int, str]]:
     Image.new("L", (32, 32), 128).save(big_png)
 
     ckpt = _glow_ckpt(data / "glow16.ckpt")
-    wider = Glow(in_channels=1, image_size=16, levels=2, steps=1, hidden_channels=8)
+    wider = Glow(event_shape=(1, 16, 16), levels=2, steps=1, hidden_channels=8)
     other_arch = _glow_ckpt(data / "other_arch.ckpt", weights_from=wider)
     junk = data / "junk.ckpt"
     junk.write_bytes(bytes(range(256)) * 8)

@@ -67,7 +67,7 @@ def _files(data: Path, real: Path) -> dict[str, Path]:
     files["empty"].write_bytes(b"")
     files["random"].write_bytes(os.urandom(4096))
     torch.save({"state_dict": {"w": torch.zeros(3)}, "epoch": 3}, files["foreign"])
-    model = Glow(in_channels=1, image_size=32, levels=3, steps=1, hidden_channels=4)
+    model = Glow(event_shape=(1, 32, 32), levels=3, steps=1, hidden_channels=4)
     weights = {f"model.{k}": v for k, v in model.state_dict().items()}
     torch.save({"state_dict": weights, "flowgen": model_metadata(model, 8)},
                files["weights_only"])

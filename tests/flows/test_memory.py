@@ -1,17 +1,18 @@
-"""model.memory=checkpoint|invertible: the same gradients as storing every activation."""
+"""memory=checkpoint|invertible (a training option): the same gradients as storing every
+activation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from flowgen.flows import FlowSequence
+from flowgen.flows import FlowSequence, set_memory
 from flowgen.models import Glow
 from tests.conftest import trained_like
 
 CONFIGS = {
-    "affine": dict(in_channels=3, image_size=8, levels=2, steps=3, hidden_channels=16),
-    "additive-conditional": dict(in_channels=1, image_size=8, levels=2, steps=2,
+    "affine": dict(event_shape=(3, 8, 8), levels=2, steps=3, hidden_channels=16),
+    "additive-conditional": dict(event_shape=(1, 8, 8), levels=2, steps=2,
                                  hidden_channels=8, coupling="additive", num_classes=3,
                                  condition_splits=True),
 }
@@ -19,7 +20,7 @@ CONFIGS = {
 
 def gradients(model: Glow, mode: str, x: torch.Tensor, cond: torch.Tensor | None):
     """(d loss / d parameters, d loss / d x) with every level in ``mode``, training mode."""
-    for level in model.levels:
+    for level in model.transform.levels:
         level.memory = mode
     model.train()
     model.zero_grad(set_to_none=True)
@@ -54,7 +55,8 @@ def test_invertible_mode_keeps_only_level_outputs():
     (hidden_channels wide) is kept, so saved memory stays flat as the number of steps grows."""
     def saved_bytes(mode: str, steps: int) -> int:
         torch.manual_seed(0)
-        model = Glow(3, 16, levels=2, steps=steps, hidden_channels=64, memory=mode)
+        model = Glow((3, 16, 16), levels=2, steps=steps, hidden_channels=64)
+        set_memory(model, mode)
         x = torch.rand(2, 3, 16, 16) - 0.5
         model.train()
         model.log_prob(x)  # ActNorm init outside the measurement
@@ -79,25 +81,25 @@ def test_invertible_mode_keeps_only_level_outputs():
 def test_memory_mode_is_checked_and_ignored_outside_training():
     with pytest.raises(ValueError, match="memory must be one of"):
         FlowSequence([], memory="recompute")
-    model = Glow(1, 8, levels=2, steps=1, hidden_channels=8, memory="invertible")
+    model = Glow((1, 8, 8), levels=2, steps=1, hidden_channels=8)
+    set_memory(model, "invertible")
     x = torch.rand(2, 1, 8, 8) - 0.5
     model.train()
     model.log_prob(x)
     model.eval()
     with torch.no_grad():
         eval_lp = model.log_prob(x)
-    for level in model.levels:
+    for level in model.transform.levels:
         level.memory = "store"
     with torch.no_grad():
         assert torch.equal(model.log_prob(x), eval_lp)
 
 
 def test_invertible_mode_refuses_batch_statistics():
+    from flowgen.flows import set_memory
     from flowgen.models.realnvp import RealNVP
 
-    from flowgen.flows import set_memory
-
-    model = RealNVP(in_channels=1, image_size=8, levels=2, hidden_channels=8, res_blocks=1)
+    model = RealNVP(event_shape=(1, 8, 8), levels=2, hidden_channels=8, res_blocks=1)
     # refused when the mode is set (from the layers' declared capabilities), not mid-training
     with pytest.raises(ValueError, match="BatchNormFlow is not invertible in training mode"):
         set_memory(model, "invertible")

@@ -14,28 +14,28 @@ from flowgen.models.realnvp import RealNVP
 from tests.conftest import brute_force_logabsdet, flat, trained_like
 
 MODELS = {
-    "glow-4x4-grey": (Glow, dict(in_channels=1, image_size=4, levels=2, steps=2,
+    "glow-4x4-grey": (Glow, dict(event_shape=(1, 4, 4), levels=2, steps=2,
                                  hidden_channels=8)),
-    "glow-4x4-grey-bounded-scale": (Glow, dict(in_channels=1, image_size=4, levels=2, steps=2,
+    "glow-4x4-grey-bounded-scale": (Glow, dict(event_shape=(1, 4, 4), levels=2, steps=2,
                                                hidden_channels=8, coupling_scale="bounded",
                                                split_scale="bounded")),
-    "glow-8x8-rgb-additive": (Glow, dict(in_channels=3, image_size=8, levels=2, steps=1,
+    "glow-8x8-rgb-additive": (Glow, dict(event_shape=(3, 8, 8), levels=2, steps=1,
                                          hidden_channels=8, coupling="additive")),
-    "glow-8x8-grey-plainconv": (Glow, dict(in_channels=1, image_size=8, levels=3, steps=2,
+    "glow-8x8-grey-plainconv": (Glow, dict(event_shape=(1, 8, 8), levels=3, steps=2,
                                            hidden_channels=8, lu=False)),
-    "realnvp-4x4-grey": (RealNVP, dict(in_channels=1, image_size=4, levels=2,
+    "realnvp-4x4-grey": (RealNVP, dict(event_shape=(1, 4, 4), levels=2,
                                        hidden_channels=8, res_blocks=1)),
-    "realnvp-4x4-rgb-actnorm-learned": (RealNVP, dict(in_channels=3, image_size=4, levels=2,
+    "realnvp-4x4-rgb-actnorm-learned": (RealNVP, dict(event_shape=(3, 4, 4), levels=2,
                                                       hidden_channels=8, res_blocks=1,
                                                       norm="actnorm", prior="learned")),
-    "realnvp-8x8-grey-3-levels": (RealNVP, dict(in_channels=1, image_size=8, levels=3,
+    "realnvp-8x8-grey-3-levels": (RealNVP, dict(event_shape=(1, 8, 8), levels=3,
                                                 hidden_channels=8, res_blocks=2)),
-    "nice-4x4-grey-logistic": (NICE, dict(in_channels=1, image_size=4, couplings=4,
+    "nice-4x4-grey-logistic": (NICE, dict(event_shape=(1, 4, 4), couplings=4,
                                           hidden_features=16, hidden_layers=2)),
-    "nice-3x3-rgb-gaussian": (NICE, dict(in_channels=3, image_size=3, couplings=3,
+    "nice-3x3-rgb-gaussian": (NICE, dict(event_shape=(3, 3, 3), couplings=3,
                                          hidden_features=16, hidden_layers=1,
                                          prior="gaussian")),
-    "nice-8x8-grey-logistic": (NICE, dict(in_channels=1, image_size=8, couplings=4,
+    "nice-8x8-grey-logistic": (NICE, dict(event_shape=(1, 8, 8), couplings=4,
                                           hidden_features=16, hidden_layers=2)),
 }
 
@@ -70,10 +70,10 @@ def test_logdet_and_log_prob_match_brute_force(name):
 
 
 TRAINABLE = {
-    "glow": (Glow, dict(in_channels=3, image_size=8, levels=2, steps=2, hidden_channels=8)),
-    "realnvp": (RealNVP, dict(in_channels=3, image_size=8, levels=2, hidden_channels=8,
+    "glow": (Glow, dict(event_shape=(3, 8, 8), levels=2, steps=2, hidden_channels=8)),
+    "realnvp": (RealNVP, dict(event_shape=(3, 8, 8), levels=2, hidden_channels=8,
                               res_blocks=1)),
-    "nice": (NICE, dict(in_channels=1, image_size=8, hidden_features=32, hidden_layers=2)),
+    "nice": (NICE, dict(event_shape=(1, 8, 8), hidden_features=32, hidden_layers=2)),
 }
 
 
@@ -82,7 +82,7 @@ def test_a_few_adam_steps_lower_the_bpd_without_nans(name):
     cls, config = TRAINABLE[name]
     model = cls(**config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    pixels = torch.randint(0, 256, (16, config["in_channels"], 8, 8), dtype=torch.uint8)
+    pixels = torch.randint(0, 256, (16, config["event_shape"][0], 8, 8), dtype=torch.uint8)
     losses = []
     model.train()
     for _ in range(20):
@@ -95,4 +95,4 @@ def test_a_few_adam_steps_lower_the_bpd_without_nans(name):
     assert losses[-1] < losses[0]
     model.eval()  # inference statistics (batch norm's running ones) stay finite too
     assert torch.isfinite(model.log_prob(preprocess(pixels))).all()
-    assert torch.isfinite(model.sample(2, 0.7)).all()
+    assert torch.isfinite(model.sample(2, temperature=0.7)).all()

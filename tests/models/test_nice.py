@@ -22,7 +22,7 @@ def logistic(z: torch.Tensor) -> torch.Tensor:
 def test_nice_logdet_is_the_diagonal_scaling_alone():
     """Additive couplings preserve volume: only the diagonal scaling has a log-determinant
     (the brute-force checks are in tests/models/test_contract.py)."""
-    model, x = trained_like(NICE, dict(in_channels=1, image_size=4, couplings=4,
+    model, x = trained_like(NICE, dict(event_shape=(1, 4, 4), couplings=4,
                                        hidden_features=16, hidden_layers=2))
     _, logdet = model(x[:2])
     scaling = next(m for m in model.modules() if isinstance(m, DiagonalScaling))
@@ -30,17 +30,17 @@ def test_nice_logdet_is_the_diagonal_scaling_alone():
 
 
 def test_nice_layout_follows_the_paper():
-    model = NICE(in_channels=1, image_size=28)
+    model = NICE(event_shape=(1, 28, 28))
     couplings = [m for m in model.modules() if isinstance(m, AdditiveMLPCoupling)]
     assert [c.kept[0].item() for c in couplings] == [0, 1, 0, 1]
     widths = [m.out_features for m in couplings[0].net if isinstance(m, torch.nn.Linear)]
     assert widths == [1000] * 5 + [392]
-    assert isinstance(model.levels[0].flows[-1], DiagonalScaling)
+    assert isinstance(model.transform.levels[0].flows[-1], DiagonalScaling)
     assert model.latent_shapes == [(1, 28, 28)] and model.num_dims == 784
 
 
 def test_identity_nice_is_the_logistic_prior_on_pixels():
-    model = NICE(in_channels=1, image_size=4, hidden_features=8, hidden_layers=1).double()
+    model = NICE(event_shape=(1, 4, 4), hidden_features=8, hidden_layers=1).double()
     x = torch.rand(4, 1, 4, 4, dtype=torch.float64) - 0.5
     torch.testing.assert_close(model.log_prob(x), logistic(x), rtol=0, atol=1e-12)
     bpd = bits_per_dim(model.log_prob(x), 16, 8)
@@ -49,7 +49,7 @@ def test_identity_nice_is_the_logistic_prior_on_pixels():
 
 @pytest.mark.parametrize("prior, std", [("logistic", math.pi / math.sqrt(3)), ("gaussian", 1.0)])
 def test_prior_noise_has_the_prior_distribution(prior, std):
-    model = NICE(in_channels=1, image_size=4, hidden_features=8, hidden_layers=1, prior=prior)
+    model = NICE(event_shape=(1, 4, 4), hidden_features=8, hidden_layers=1, prior=prior)
     z = model.prior_noise(4000, torch.Generator().manual_seed(0))[0]
     assert z.shape == (4000, 1, 4, 4) and torch.isfinite(z).all()
     assert abs(z.mean().item()) < 0.03 and abs(z.std().item() - std) < 0.03
@@ -58,17 +58,17 @@ def test_prior_noise_has_the_prior_distribution(prior, std):
 
 
 def test_nice_sampling_temperature_and_generator():
-    model = NICE(in_channels=1, image_size=8, hidden_features=16, hidden_layers=2)
+    model = NICE(event_shape=(1, 8, 8), hidden_features=16, hidden_layers=2)
     perturb_(model, 0.05)
     x = model.eval().sample(5, temperature=0.7)
     assert x.shape == (5, 1, 8, 8) and torch.isfinite(x).all()
     cold = model.sample(3, temperature=0.0)
     torch.testing.assert_close(cold[0], cold[2])
-    a = model.sample(2, 1.0, generator=torch.Generator().manual_seed(1))
-    b = model.sample(2, 1.0, generator=torch.Generator().manual_seed(1))
+    a = model.sample(2, temperature=1.0, generator=torch.Generator().manual_seed(1))
+    b = model.sample(2, temperature=1.0, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="temperature"):
-        model.sample(2, -1.0)
+        model.sample(2, temperature=-1.0)
 
 
 def test_nice_rejects_an_unknown_prior():
@@ -78,7 +78,7 @@ def test_nice_rejects_an_unknown_prior():
 
 @pytest.mark.parametrize("prior", ["logistic", "gaussian"])
 def test_nice_checkpoint_rebuild(tmp_path, prior):
-    model = NICE(in_channels=1, image_size=4, hidden_features=16, hidden_layers=2, prior=prior)
+    model = NICE(event_shape=(1, 4, 4), hidden_features=16, hidden_layers=2, prior=prior)
     perturb_(model, 0.1)
     x = torch.rand(3, 1, 4, 4) - 0.5
     assert MODELS["nice"] is NICE
@@ -98,6 +98,6 @@ def test_nice_config_builds_the_model():
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=nice"])
-    model = instantiate(cfg.model, in_channels=1, image_size=28)
+    model = instantiate(cfg.model, event_shape=(1, 28, 28))
     assert isinstance(model, NICE) and model.prior == "logistic"
     assert model.config["hidden_features"] == 1000 and model.config["hidden_layers"] == 5

@@ -48,25 +48,25 @@ def test_batchnorm_train_mode_uses_batch_statistics_and_their_jacobian():
 
 
 def test_realnvp_layout_follows_the_paper():
-    model = RealNVP(in_channels=3, image_size=32, levels=3, hidden_channels=8, res_blocks=1)
+    model = RealNVP(event_shape=(3, 32, 32), levels=3, hidden_channels=8, res_blocks=1)
     assert model.latent_shapes == [(6, 16, 16), (12, 8, 8), (12, 8, 8)]
-    first, top = model.levels[0].flows, model.levels[-1].flows
+    first, top = model.transform.levels[0].flows, model.transform.levels[-1].flows
     kinds = [type(f) for f in first]
     assert kinds == [CheckerboardCoupling, BatchNormFlow] * 3 + [Squeeze] + \
         [ChannelMaskedCoupling, BatchNormFlow] * 3 + [Split]
     assert [f.parity for f in first if hasattr(f, "parity")] == [0, 1, 0, 0, 1, 0]
     assert [type(f) for f in top] == [CheckerboardCoupling, BatchNormFlow] * 4
-    assert all(s.prior is None for s in model.modules() if isinstance(s, Split))
-    learned = RealNVP(in_channels=1, image_size=28, levels=3, hidden_channels=8, res_blocks=1,
+    assert all(s.prior.net is None for s in model.modules() if isinstance(s, Split))
+    learned = RealNVP(event_shape=(1, 28, 28), levels=3, hidden_channels=8, res_blocks=1,
                       norm="actnorm", prior="learned")
     assert learned.latent_shapes == [(2, 14, 14), (4, 7, 7), (4, 7, 7)]
-    assert isinstance(learned.levels[-1].flows[-1], LearnedPrior)
+    assert isinstance(learned.transform.levels[-1].flows[-1], LearnedPrior)
     assert not any(isinstance(m, BatchNormFlow) for m in learned.modules())
     assert sum(isinstance(m, ActNorm) for m in learned.modules()) == 2 * 6 + 4
 
 
 def test_realnvp_starts_as_the_identity():
-    model = RealNVP(in_channels=1, image_size=4, levels=1, hidden_channels=4, res_blocks=1,
+    model = RealNVP(event_shape=(1, 4, 4), levels=1, hidden_channels=4, res_blocks=1,
                     norm="actnorm").double().eval()
     x = torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5
     zs, logdet = model(x)
@@ -76,8 +76,8 @@ def test_realnvp_starts_as_the_identity():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(image_size=12, levels=4), r"levels<=3"),
-    (dict(image_size=8, levels=4), r"levels<=3"),
+    (dict(event_shape=(3, 12, 12), levels=4), r"levels<=3"),
+    (dict(event_shape=(3, 8, 8), levels=4), r"levels<=3"),
     (dict(norm="layernorm"), "norm must be one of"),
     (dict(prior="laplace"), "prior must be one of"),
 ])
@@ -87,7 +87,7 @@ def test_realnvp_rejects_bad_configs(kwargs, message):
 
 
 def test_realnvp_sampling():
-    model = RealNVP(in_channels=3, image_size=8, levels=2, hidden_channels=8, res_blocks=1)
+    model = RealNVP(event_shape=(3, 8, 8), levels=2, hidden_channels=8, res_blocks=1)
     model.train()
     model(torch.rand(4, 3, 8, 8) - 0.5)
     perturb_(model, 0.05)
@@ -97,7 +97,7 @@ def test_realnvp_sampling():
 
 @pytest.mark.parametrize("norm", ["batchnorm", "actnorm"])
 def test_realnvp_checkpoint_rebuild(tmp_path, norm):
-    model, x = trained_like(RealNVP, dict(in_channels=1, image_size=8, levels=2,
+    model, x = trained_like(RealNVP, dict(event_shape=(1, 8, 8), levels=2,
                                           hidden_channels=8, res_blocks=1, norm=norm))
     model = model.float()
     x = x.float()
@@ -118,6 +118,6 @@ def test_realnvp_config_builds_the_model():
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=realnvp"])
-    model = instantiate(cfg.model, in_channels=1, image_size=28)
+    model = instantiate(cfg.model, event_shape=(1, 28, 28))
     assert isinstance(model, RealNVP) and model.config["norm"] == "batchnorm"
     assert model.latent_shapes[-1] == (4, 7, 7)

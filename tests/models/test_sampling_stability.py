@@ -54,7 +54,7 @@ def test_bounded_and_sigmoid_agree_where_the_sigmoid_is_far_from_the_floor():
 
 
 def test_a_config_without_coupling_scale_rebuilds_the_sigmoid_scale_exactly():
-    old = dict(in_channels=1, image_size=8, levels=2, steps=1, hidden_channels=8)
+    old = dict(event_shape=[1, 8, 8], levels=2, steps=1, hidden_channels=8)
     model = build_model("glow", old)  # a checkpoint recorded before the option existed
     couplings = [m for m in model.modules() if isinstance(m, AffineCoupling)]
     assert couplings and all(c.scale_type == "sigmoid" for c in couplings)
@@ -65,13 +65,14 @@ def test_a_config_without_coupling_scale_rebuilds_the_sigmoid_scale_exactly():
 
 
 def test_inverse_trace_names_the_layer_that_overflows():
-    model = Glow(in_channels=1, image_size=8, levels=2, steps=2, hidden_channels=8).eval()
+    model = Glow(event_shape=(1, 8, 8), levels=2, steps=2, hidden_channels=8).eval()
     broken = [m for m in model.modules() if isinstance(m, AffineCoupling)][1]
     with torch.no_grad():
         broken.net[-1].conv.bias[broken.split:] = -200.0  # 1/sigmoid = e^198: inf
     zs = model.sample_latents(4, 0.7)
     stats = inverse_trace(model, zs)
-    assert len(stats) == sum(len(level.flows) for level in model.levels) + 1  # + top prior
+    levels = model.transform.levels
+    assert len(stats) == sum(len(level.flows) for level in levels) + 1  # + top prior
     worst = first_amplifier(stats)
     assert worst is not None and worst.layer == "AffineCoupling" and worst.nonfinite > 0
     assert (worst.level, worst.index) == (0, 6)  # level 0's second step's coupling
@@ -110,11 +111,12 @@ def test_a_bounded_split_prior_scale_stays_below_its_bound_and_starts_at_one():
     explode (the e^30 a 300-step MNIST model reached), and the prior still starts as N(0, 1)."""
     split = Split(4, max_log_scale=2.0)
     h = torch.zeros(1, 2, 3, 3)
-    assert torch.allclose(split._prior(h, None)[1], torch.zeros(()))  # zero-init: N(0, 1)
+    z = torch.zeros(1, 2, 3, 3)
+    assert torch.allclose(split.prior.params(z, context=h)[1], torch.zeros(()))  # zero-init: N(0, 1)
     with torch.no_grad():
-        split.prior.conv.bias.fill_(30.0)  # a raw log-scale of e^30
-    log_scale = split._prior(h, None)[1]
+        split.prior.net.conv.bias.fill_(30.0)  # a raw log-scale of e^30
+    log_scale = split.prior.params(z, context=h)[1]
     assert log_scale.max() <= math.log1p(math.exp(2.0)) + 1e-6
     with torch.no_grad():
-        split.prior.conv.bias.fill_(-8.0)  # sharp priors (a constant background) keep theirs
-    assert torch.allclose(split._prior(h, None)[1], torch.full((), -8.0), atol=0.15)
+        split.prior.net.conv.bias.fill_(-8.0)  # sharp priors (a constant background) keep theirs
+    assert torch.allclose(split.prior.params(z, context=h)[1], torch.full((), -8.0), atol=0.15)

@@ -44,7 +44,7 @@ def celeba(tmp_path_factory):
     (root / "celeba" / "list_attr_celeba.txt").write_text(
         "\n".join([str(len(rows)), " ".join(CELEBA_ATTRIBUTES) + " ", *rows]) + "\n")
     torch.manual_seed(0)
-    model = Glow(in_channels=3, image_size=16, levels=2, steps=1, hidden_channels=8)
+    model = Glow(event_shape=(3, 16, 16), levels=2, steps=1, hidden_channels=8)
     with torch.no_grad():
         model(torch.rand(8, 3, 16, 16) - 0.5)  # initialises ActNorm
     path = root / "run" / "last.ckpt"

@@ -30,7 +30,7 @@ def planted_glow(top_log_scale: float = 0.0, first_actnorm_log_scale: float = 0.
     finite x20 that pushes samples out of range) and the first ActNorm's (100: the forward
     pass, hence the bits/dim, overflows)."""
     torch.manual_seed(0)
-    model = Glow(in_channels=1, image_size=32, levels=3, steps=1, hidden_channels=8)
+    model = Glow(event_shape=(1, 32, 32), levels=3, steps=1, hidden_channels=8)
     model.train()
     with torch.no_grad():
         model(torch.rand(16, 1, 32, 32) - 0.5)  # initialises ActNorm

@@ -30,7 +30,7 @@ from tests.conftest import ROOT
 def ckpt(tmp_path_factory) -> Path:
     """A flowgen checkpoint as train.py writes it (``model.``-prefixed weights + record)."""
     torch.manual_seed(0)
-    model = Glow(in_channels=1, image_size=32, levels=3, steps=1, hidden_channels=8)
+    model = Glow(event_shape=(1, 32, 32), levels=3, steps=1, hidden_channels=8)
     model.train()
     with torch.no_grad():
         model(torch.rand(16, 1, 32, 32) - 0.5)  # initialises ActNorm
@@ -211,10 +211,10 @@ def _check_cli_cases(procs: dict[str, subprocess.Popen], cases: dict, tmp_path: 
 
 def test_label_samples_one_class_of_a_conditional_checkpoint(tmp_path):
     torch.manual_seed(0)
-    model = Glow(in_channels=1, image_size=32, levels=3, steps=1, hidden_channels=8,
+    model = Glow(event_shape=(1, 32, 32), levels=3, steps=1, hidden_channels=8,
                  num_classes=10)
     with torch.no_grad():
-        model.top_prior.classes.embedding.weight.normal_()  # make the classes differ
+        model.transform.top.prior.classes.embedding.weight.normal_()  # make the classes differ
         model(torch.rand(8, 1, 32, 32) - 0.5)
     path = tmp_path / "cond" / "last.ckpt"
     path.parent.mkdir()

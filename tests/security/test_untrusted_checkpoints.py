@@ -29,7 +29,7 @@ class RunsCode:
 
 
 def tiny_checkpoint(path: Path, **extra) -> Path:
-    model = Glow(in_channels=1, image_size=32, levels=3, steps=1, hidden_channels=4)
+    model = Glow(event_shape=(1, 32, 32), levels=3, steps=1, hidden_channels=4)
     ckpt = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
             "flowgen": model_metadata(model, n_bits=8), **extra}
     torch.save(ckpt, path)

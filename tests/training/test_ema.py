@@ -52,8 +52,8 @@ class SaveDuringValidation(L.Callback):
 def tiny_model(arch: str):
     torch.manual_seed(0)
     if arch == "glow":
-        return Glow(in_channels=1, image_size=8, levels=2, steps=1, hidden_channels=8)
-    return RealNVP(in_channels=1, image_size=8, levels=2, hidden_channels=8, res_blocks=1,
+        return Glow(event_shape=(1, 8, 8), levels=2, steps=1, hidden_channels=8)
+    return RealNVP(event_shape=(1, 8, 8), levels=2, hidden_channels=8, res_blocks=1,
                    norm="batchnorm")
 
 
@@ -140,8 +140,8 @@ def test_glow_ema_starts_from_the_actnorm_initialised_weights(glow_run):
         flags = [v for k, v in state.items() if k.endswith(".initialized")]
         assert flags and all(bool(f) for f in flags)
     # the EMA differs from the trained weights by about the last steps' moves
-    assert not torch.equal(ckpt["state_dict"]["model.levels.0.flows.1.bias"],
-                           ckpt["current_model_state"]["model.levels.0.flows.1.bias"])
+    assert not torch.equal(ckpt["state_dict"]["model.transform.levels.0.flows.1.bias"],
+                           ckpt["current_model_state"]["model.transform.levels.0.flows.1.bias"])
 
 
 def test_load_model_gives_ema_or_trained_weights(glow_run):
@@ -205,8 +205,8 @@ def test_resume_restores_the_ema_exactly(tmp_path):
     assert_states_equal(a["state_dict"], b["state_dict"])
     assert_states_equal(a["current_model_state"], b["current_model_state"])
     assert_states_equal(a["averaging_state"], b["averaging_state"])
-    assert not torch.equal(a["state_dict"]["model.levels.0.flows.1.bias"],
-                           halfway["state_dict"]["model.levels.0.flows.1.bias"])
+    assert not torch.equal(a["state_dict"]["model.transform.levels.0.flows.1.bias"],
+                           halfway["state_dict"]["model.transform.levels.0.flows.1.bias"])
 
 
 def sample(ckpt, out, *overrides: str) -> bytes:

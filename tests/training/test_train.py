@@ -80,7 +80,7 @@ def test_validation_bpd_is_the_mean_over_the_validation_set(trained, tmp_path):
 
 
 def test_warmup_raises_the_learning_rate_linearly():
-    module = FlowModule(Glow(1, 4, levels=1, steps=1, hidden_channels=4),
+    module = FlowModule(Glow((1, 4, 4), levels=1, steps=1, hidden_channels=4),
                         optimizer=lambda p: torch.optim.Adam(p, lr=1e-3), warmup_steps=4)
     config = module.configure_optimizers()
     opt, sched = config["optimizer"], config["lr_scheduler"]["scheduler"]
