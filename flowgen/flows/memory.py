@@ -79,11 +79,16 @@ class _InvertibleBackprop(torch.autograd.Function):
     def backward(ctx, grad_y, grad_logdet):
         y = ctx.saved_tensors[0].detach()  # a plain tensor: the walk back is outside autograd
         flows, cond = ctx.flows, ctx.cond
+        # A float cond (a context) that needs a gradient: a leaf every layer's graph shares.
+        wants_cond = ctx.needs_input_grad[1]
+        if wants_cond:
+            cond = cond.detach().requires_grad_()
         if grad_logdet is None:
             grad_logdet = torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
         if grad_y is None:
             grad_y = torch.zeros_like(y)
         param_grads: list[Tensor | None] = []
+        grad_cond = None
         device, dtype, enabled = ctx.autocast
         for flow in reversed(flows):
             params = [p for p in flow.parameters() if p.requires_grad]
@@ -91,12 +96,15 @@ class _InvertibleBackprop(torch.autograd.Function):
                 leaves, y_again, ld = flow.reconstruct(y, cond)
                 pairs = [(out, g) for out, g in ((y_again, grad_y), (ld, grad_logdet))
                          if out.requires_grad]  # e.g. a Squeeze's logdet is a constant 0
-                grads = torch.autograd.grad([o for o, _ in pairs], [*leaves, *params],
+                inputs = [*leaves, *params, *([cond] if wants_cond else [])]
+                grads = torch.autograd.grad([o for o, _ in pairs], inputs,
                                             [g for _, g in pairs], allow_unused=True)
             n = len(leaves)
             leaf_grads = [torch.zeros_like(leaf) if g is None else g
                           for leaf, g in zip(leaves, grads[:n], strict=True)]
             grad_y = torch.cat(leaf_grads, 1) if n > 1 else leaf_grads[0]
             y = torch.cat([leaf.detach() for leaf in leaves], 1) if n > 1 else leaves[0].detach()
-            param_grads[:0] = grads[n:]  # reversed walk: prepend to keep the forward order
-        return (grad_y, None, None, *param_grads)
+            param_grads[:0] = grads[n:n + len(params)]  # reversed walk: prepend, forward order
+            if wants_cond and grads[-1] is not None:
+                grad_cond = grads[-1] if grad_cond is None else grad_cond + grads[-1]
+        return (grad_y, grad_cond, None, *param_grads)

@@ -191,12 +191,10 @@ CONDITIONED_SEQUENCES = {  # kind -> (couplings taking a float context [B, 2], s
     "image": (lambda: [AffineCoupling(4, 8, context_features=2),
                        CheckerboardCoupling(4, 1, 8, 1, context_features=2)], (4, 3, 3)),
 }
-XFAIL_INVERTIBLE = pytest.mark.xfail(strict=True, reason="memory.py: cond gradient, being fixed")
 
 
 @pytest.mark.parametrize("kind", CONDITIONED_SEQUENCES)
-@pytest.mark.parametrize("mode", ["store", "checkpoint",
-                                  pytest.param("invertible", marks=XFAIL_INVERTIBLE)])
+@pytest.mark.parametrize("mode", ["store", "checkpoint", "invertible"])
 def test_a_float_cond_gets_its_gradient_under_every_memory_mode(mode, kind):
     build, shape = CONDITIONED_SEQUENCES[kind]
     torch.manual_seed(1)
