@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from flowgen.flows import set_memory
 from flowgen.models import model_metadata
-from flowgen.models.checkpoint import TRAINED_WEIGHTS
+from flowgen.models.checkpoint import TRAINED_WEIGHTS, checkpoint_format
+from flowgen.models.upgrade import upgrade_weights
 from flowgen.objectives import ImageDensity, Objective, UniformDequantizer, postprocess
 
 
@@ -147,6 +148,11 @@ class FlowModule(L.LightningModule):
         checkpoint["flowgen"] = {**meta, "training": self.training_record}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # A checkpoint of an older format resumes with its weights under today's names.
+        fmt = checkpoint_format(checkpoint.get("flowgen") or {})
+        for key in ("state_dict", TRAINED_WEIGHTS):
+            if key in checkpoint:
+                checkpoint[key] = upgrade_weights(checkpoint[key], fmt, "model.")
         # An EMA checkpoint's "state_dict" holds the averaged weights, and the EMA callback puts
         # the trained ones back on resume; resumed without it, go on from the trained ones too.
         trainer = self._trainer

@@ -14,7 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from flowgen.models.checkpoint import read_checkpoint
+from flowgen.models.checkpoint import checkpoint_format, read_checkpoint
+from flowgen.models.upgrade import upgrade_config
 from flowgen.training.module import FlowModule
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def config_differences(ckpt: dict, module: FlowModule, n_bits: int | None) -> li
     if meta.get("arch") != model.arch:
         return [f"model: {meta.get('arch')!r} in the checkpoint, {model.arch!r} now"]
     saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    saved = upgrade_config(saved, checkpoint_format(meta))  # an older format's argument names
     differences = [f"model.{k}: {saved.get(k)!r} in the checkpoint, {model.config.get(k)!r} now"
                    for k in sorted((set(saved) | set(model.config)) - NOT_ARCHITECTURE)
                    if saved.get(k) != model.config.get(k)]

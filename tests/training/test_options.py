@@ -45,7 +45,7 @@ def bad(tmp_path, *overrides: str, shrink_model: bool = True) -> str:
     *(f"trainer={o}" for o in options_of("trainer") if o in ("default", "cpu", "ddp_cpu")),
     *(f"experiment={o}" for o in options_of("experiment")),
     "callbacks.ema=null", "callbacks.sample_grid=null", "seed=null", "val_noise_seed=0",
-    "task=density", "memory=checkpoint", "memory=invertible", "++model.memory=store",
+    "task=density", "memory=checkpoint", "memory=invertible", "model.memory=store",
     "trainer.precision=bf16-mixed", "trainer.precision=64", "trainer.max_steps=-1",
     "trainer.val_check_interval=0.5 trainer.check_val_every_n_epoch=1",
 ])
@@ -105,7 +105,7 @@ def test_every_model_config_passes(model, tmp_path):
     (["trainer.accelerator=tpux"], "trainer.accelerator must be one of auto|cpu|gpu|cuda|mps|tpu"),
     (["model.coupling=foo"], "model.coupling must be one of affine|additive, got 'foo'"),
     (["memory=disk"], "memory must be one of store|checkpoint|invertible, got 'disk'"),
-    (["++model.memory=invertible"],
+    (["model.memory=invertible"],
      "model.memory=invertible: memory is a training option now: memory=invertible"),
     (["task=density", "task.monitor=val/bpd"], "task.monitor=val/bpd is not logged by a task "
                                                "whose metric is nll: monitor val/nll"),

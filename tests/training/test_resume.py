@@ -211,3 +211,21 @@ def test_slurm_auto_requeue_stops_the_run_at_a_resumable_step(data, tmp_path):
     reached = _step(run / "step")
     assert f"stopped by SIGTERM at step {reached}" in out
     assert torch.load(run / "ckpt" / "last.ckpt", weights_only=True)["global_step"] == reached
+
+
+def test_a_format_1_checkpoint_resumes_with_model_memory_in_its_record(tmp_path):
+    """A last.ckpt written before the engine of issue 12 (its record has in_channels, image_size
+    and model.memory; its weights the old names) resumes with today's config and code."""
+    import shutil
+
+    from flowgen.training import train
+    from tests.conftest import compose_train
+
+    old = ROOT / "tests" / "fixtures" / "format1" / "glow.ckpt"
+    assert torch.load(old, weights_only=True)["flowgen"]["config"]["memory"] == "store"
+    shutil.copy(old, tmp_path / "old.ckpt")
+    metrics = train(compose_train(
+        ["model.levels=2", "model.steps=2", "model.hidden_channels=8", "data.batch_size=4",
+         "optim.warmup_steps=100", "trainer.limit_val_batches=1", "callbacks.sample_grid.n=4",
+         f"ckpt_path={tmp_path / 'old.ckpt'}"], tmp_path, shrink_model=False))
+    assert metrics["step"] == 4 and np.isfinite(metrics["val/bpd"])  # 2 steps on from step 2

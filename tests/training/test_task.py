@@ -77,8 +77,8 @@ def test_vectors_train_on_nll_in_nats_with_their_picture(tmp_path):
 
 
 def test_an_image_task_on_vector_data_fails_with_the_fix(tmp_path):
-    cfg = compose_train([v for v in VECTORS if not v.startswith(("task=", "callbacks.density"))],
-                        tmp_path, shrink_model=False)
+    cfg = compose_train(["task=image_density", *(v for v in VECTORS if not v.startswith(
+        ("task=", "callbacks.density")))], tmp_path, shrink_model=False)
     with pytest.raises(ValueError, match=r"task=image_density needs images \[C, H, W\], but the "
                                          r"data gives samples of shape \[2\]: train them with "
                                          r"task=density"):
