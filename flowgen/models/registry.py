@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from flowgen.models.coupling_mlp import CouplingMLP
 from flowgen.models.flow_model import FlowModel
 from flowgen.models.glow import Glow
 from flowgen.models.nice import NICE
 from flowgen.models.realnvp import RealNVP
 
-MODELS: dict[str, type[FlowModel]] = {"glow": Glow, "realnvp": RealNVP, "nice": NICE}
+MODELS: dict[str, type[FlowModel]] = {"glow": Glow, "realnvp": RealNVP, "nice": NICE,
+                                      "coupling_mlp": CouplingMLP}
 
 
 def _plain(value) -> bool:

@@ -39,6 +39,16 @@ from flowgen.flows import (
     TanhAffineBijection,
     mlp_coupling,
 )
+from flowgen.flows.multiscale import MultiScale
+
+
+def multiscale(num_classes: int = 0) -> MultiScale:
+    """Two levels on ``(2, 4, 4)``: squeeze, a step, split; squeeze, a step; a top prior."""
+    first = FlowSequence([Squeeze(), ActNorm(8), AffineCoupling(8, hidden_channels=8),
+                          Split(8, num_classes=num_classes)])
+    second = FlowSequence([Squeeze(), ActNorm(16), AffineCoupling(16, hidden_channels=8)])
+    return MultiScale([first, second], (2, 4, 4),
+                      top=LearnedPrior(16, num_classes=num_classes))
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,8 @@ CASES: dict[str, Case] = {
     "sequence": Case(lambda: FlowSequence([ActNorm(2), Squeeze(), LUInvertibleConv1x1(8),
                                            AffineCoupling(8, hidden_channels=8), Split(8)]),
                      image=(2, 4, 4)),
+    "multiscale": Case(multiscale, image=(2, 4, 4)),
+    "multiscale_labels": Case(lambda: multiscale(3), image=(2, 4, 4), cond=labels(3)),
     "sequence_vector": Case(lambda: FlowSequence([ActNorm(4), InvertibleConv1x1(4),
                                                   mlp_coupling(4, 0, 8), Permutation.reverse(4),
                                                   DiagonalScaling((4,))]), vector=(4,)),
