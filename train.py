@@ -18,11 +18,11 @@ def main(cfg: DictConfig) -> float | None:
             raise  # a bug, not a bad input: keep the traceback
         exit_with_error(cause)
     print(f"finished after {metrics['step']} steps: " + ", ".join(
-        f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith("bpd")))
+        f"{k} {v:.4f}" for k, v in metrics.items() if k.endswith(("bpd", "nll", "nll_gap"))))
     for key in ("last_checkpoint", "best_checkpoint"):
         if metrics.get(key):
             print(f"{key.replace('_', ' ')}: {metrics[key]}")
-    return metrics.get("val/bpd")  # the value a -m sweep optimises
+    return metrics.get(cfg.task.monitor)  # the value a -m sweep optimises
 
 
 if __name__ == "__main__":

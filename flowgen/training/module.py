@@ -101,7 +101,8 @@ class FlowModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    test_step = validation_step
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
 
     @torch.no_grad()
     def sample_images(self, n: int, temperature: float = 0.7,

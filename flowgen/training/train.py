@@ -86,6 +86,26 @@ def train(cfg: DictConfig) -> dict[str, float | str]:
         return _fit(cfg, datamodule, module, trainer, ckpt_path)
 
 
+def test_against_entropy(trainer: L.Trainer, module: FlowModule,
+                         datamodule: L.LightningDataModule) -> dict[str, float]:
+    """For data that knows its own entropy (the 2-D toys): the test NLL of the trained model and
+    its gap to that floor (``test/nll``, ``test/entropy``, ``test/nll_gap``, in nats), logged
+    and returned; ``{}`` for other data."""
+    entropy = datamodule.entropy() if hasattr(datamodule, "entropy") else None
+    if entropy is None:
+        return {}
+    (results,) = trainer.test(module, datamodule=datamodule, verbose=False, weights_only=True)
+    metric = f"test/{module.objective.metric}"
+    floor = {metric: float(results[metric]), "test/entropy": float(entropy),
+             "test/nll_gap": float(results[metric]) - float(entropy)}
+    for logger in trainer.loggers:
+        logger.log_metrics({k: v for k, v in floor.items() if k != metric},
+                           step=trainer.global_step)
+    log.info("test NLL %.4f nats; the data's entropy %.4f: %.4f nats above the floor",
+             floor[metric], entropy, floor["test/nll_gap"])
+    return floor
+
+
 def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
          trainer: L.Trainer, ckpt_path) -> dict[str, float | str]:
     n_params = sum(p.numel() for p in module.parameters())
@@ -106,6 +126,7 @@ def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
     try:
         # weights_only: resuming from a checkpoint someone else made must not run its code
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        floor = test_against_entropy(trainer, module, datamodule)
     except SIGTERMException:
         # Lightning stopped after the step under way; ResumeCheckpoint saved it. Exit code 0.
         log.warning("stopped by SIGTERM at step %d: resume with ckpt_path=last run_name=%s",
@@ -118,6 +139,7 @@ def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
 
             wandb.finish()
     metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics.update(floor)
     metrics["step"] = trainer.global_step
     # the best is kept by the task.monitor callback, last.ckpt by ResumeCheckpoint
     checkpoints = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
