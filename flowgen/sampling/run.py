@@ -46,6 +46,10 @@ def load_checkpoint(settings: Settings) -> tuple[FlowModel, dict]:
     """The model (flowgen's one checkpoint reader: the same messages as ``train.py``) and its
     record; then the memory caps for its image shape, before anything is decoded."""
     model, meta = load_model(settings.ckpt, map_location=settings.device, ema=settings.ema)
+    if len(model.event_shape) != 3:
+        raise ValueError(f"{settings.ckpt} holds a vector model ({meta['arch']}, samples of shape "
+                         f"{model.event_shape}): sample.py writes images; sample it from Python "
+                         f"(flowgen.models.load_model(path)[0].sample(n)) until vector modes land")
     if not isinstance(meta.get("n_bits"), int) or not 1 <= meta["n_bits"] <= 8:
         raise ValueError(f"{settings.ckpt}: the flowgen record has no valid n_bits ({meta})")
     check_memory(settings, model.in_shape)
