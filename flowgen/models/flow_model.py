@@ -99,6 +99,9 @@ class FlowModel(nn.Module):
 
     def inverse(self, zs: Sequence[Tensor], cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Latents per level -> (data, ``log|det dx/dz|`` ``[B]``)."""
+        if self.transform.inverse_kind == "none":  # a declared capability, read, not tried
+            raise ValueError(f"{type(self).__name__} has a layer without an inverse: it gives "
+                             f"densities but cannot decode or sample")
         return self.transform.inverse(self._joined(zs), cond)
 
     def latent_log_prob(self, zs: Sequence[Tensor], cond: Tensor | None = None) -> Tensor:
