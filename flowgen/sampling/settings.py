@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from flowgen.checks import SEED_MAX, Bool, Choice, Int, ListOf, check, nullable, numbers
+from flowgen.checks import SEED_MAX, Bool, Choice, Int, check, nullable, numbers
 from flowgen.models.flow_model import check_sampling_args
+from flowgen.sampling.endpoints import endpoint_settings
 from flowgen.sampling.limits import check_counts
 
 MODES = ("grid", "interpolate", "reconstruct", "manipulate", "evaluate")
@@ -34,7 +35,6 @@ METHODS = ("linear", "slerp")
 #: Decoding precision: bf16 runs the coupling networks under bf16 autocast (the flow itself
 #: stays float32), ~2x faster on CPUs with AVX512-BF16 and on GPUs; pictures only.
 PRECISIONS = ("fp32", "bf16")
-ENDPOINTS = ("random", "data", "images", "pairs")
 #: interpolate: the settings each kind of endpoints reads (the others are left out of the record).
 ENDPOINT_KEYS = {"random": ("temperatures", "n_endpoints"), "data": ("indices",),
                  "images": ("images",), "pairs": ("pairs",)}
@@ -150,21 +150,40 @@ def parse_settings(cfg: DictConfig) -> Settings:
         nrow = n  # one row per temperature
     elif nrow is None:
         nrow = math.ceil(math.sqrt(n)) if mode == "grid" else 1
-    indices = cfg.get("indices")
-    integers = ListOf(Int(0), lo_len=0).allows(indices)  # validation indices: >= 0
-    images = _image_paths(cfg) if mode in ("interpolate", "reconstruct", "manipulate") else ()
-    pairs = _pairs(cfg) if mode == "interpolate" else ()
-    endpoints = (_endpoints(cfg, images, pairs) if mode == "interpolate"
-                 else _choice(cfg, "endpoints", ENDPOINTS))
-    if mode == "interpolate" and endpoints == "data" and (not integers or len(indices) < 2):
-        raise ValueError(f"indices must be two or more integers >= 0 like [0,1] or [0,1,2], got "
-                         f"{indices!r}")
-    if mode == "interpolate" and endpoints == "images" and len(images) < 2:
-        raise ValueError(f"images must list two or more image files to interpolate between, "
-                         f"got {[str(p) for p in images]}")
-    if mode in ("reconstruct", "manipulate") and not images and (not integers or not indices):
-        raise ValueError(f"indices must be a non-empty list of integers >= 0 like [0,1,2] (or "
-                         f"give images=[path,...]), got {indices!r}")
+    indices, integers, images, pairs, endpoints = endpoint_settings(cfg, mode)
+    options = _mode_options(cfg, mode)
+    out = cfg.get("out")
+    settings = Settings(
+        **options,
+        ckpt=resolve_ckpt(str(cfg.ckpt), cfg.paths.root_dir),
+        mode=mode,
+        temperatures=tuple(float(t) for t in temps),
+        device=resolve_device(cfg.get("device")),
+        batch_size=_int(cfg, "batch_size", 1),
+        out=Path(str(out)).expanduser().absolute() if out else None,
+        n=n,
+        nrow=nrow,
+        endpoints=endpoints,
+        indices=tuple(int(i) for i in indices) if integers else (),
+        method=_choice(cfg, "method", METHODS),
+        steps=_int(cfg, "steps", 2),
+        frame_ms=_int(cfg, "frame_ms", 1, GIF_MAX_MS, "the GIF format's longest frame"),
+        gif_scale=_int(cfg, "gif_scale", 1),
+        label=check("label", cfg.get("label"), nullable(Int(0)), "a class of the checkpoint"),
+        layout=layout,
+        images=images,
+        n_endpoints=_int(cfg, "n_endpoints", 2),
+        pairs=pairs,
+        alphas=_numbers(cfg, "alphas"),
+        max_images=_int(cfg, "max_images", 2),
+    )
+    check_counts(settings)  # the caps in values need the checkpoint: see limits.check_memory
+    return settings
+
+
+def _mode_options(cfg: DictConfig, mode: str) -> dict:
+    """The settings beside the pictures' own: seed, per-level temperatures, the attribute to
+    edit, evaluation's batches and noise, progress, EMA and precision, checked for ``mode``."""
     seed = check("seed", cfg.get("seed"), SEED)
     level_temperatures = cfg.get("level_temperatures")
     if level_temperatures is not None:
@@ -190,98 +209,9 @@ def parse_settings(cfg: DictConfig) -> Settings:
     if precision != "fp32" and mode not in ("grid", "interpolate"):
         raise ValueError(f"precision={precision} is for pictures (mode=grid|interpolate); "
                          f"mode={mode} needs exact float32 encoding: use precision=fp32")
-    out = cfg.get("out")
-    settings = Settings(
-        precision=precision,
-        ckpt=resolve_ckpt(str(cfg.ckpt), cfg.paths.root_dir),
-        mode=mode,
-        temperatures=tuple(float(t) for t in temps),
-        seed=seed,
-        device=resolve_device(cfg.get("device")),
-        batch_size=_int(cfg, "batch_size", 1),
-        out=Path(str(out)).expanduser().absolute() if out else None,
-        n=n,
-        nrow=nrow,
-        endpoints=endpoints,
-        indices=tuple(int(i) for i in indices) if integers else (),
-        method=_choice(cfg, "method", METHODS),
-        steps=_int(cfg, "steps", 2),
-        frame_ms=_int(cfg, "frame_ms", 1, GIF_MAX_MS, "the GIF format's longest frame"),
-        gif_scale=_int(cfg, "gif_scale", 1),
-        label=check("label", cfg.get("label"), nullable(Int(0)), "a class of the checkpoint"),
-        level_temperatures=level_temperatures,
-        layout=layout,
-        images=images,
-        n_endpoints=_int(cfg, "n_endpoints", 2),
-        pairs=pairs,
-        attribute=attribute,
-        alphas=_numbers(cfg, "alphas"),
-        max_images=_int(cfg, "max_images", 2),
-        limit_batches=limit_batches,
-        noise_seed=noise_seed,
-        progress=progress,
-        ema=None if ema == "auto" else ema,
-    )
-    check_counts(settings)  # the caps in values need the checkpoint: see limits.check_memory
-    return settings
-
-
-def _image_paths(cfg: DictConfig) -> tuple[Path, ...]:
-    """``images=[path,...]`` (relative to the working directory), each an existing file."""
-    value = cfg.get("images") or []
-    if isinstance(value, str) or not isinstance(value, (ListConfig, list, tuple)):
-        raise ValueError(f"images must be a list of image files like [a.png,b.png], got {value!r}")
-    return tuple(_existing_file(v) for v in value)
-
-
-def _existing_file(value) -> Path:
-    path = Path(str(value)).expanduser().absolute()
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    return path
-
-
-def _endpoints(cfg: DictConfig, images: tuple[Path, ...], pairs: tuple) -> str:
-    """interpolate: which endpoints. ``images=[...]`` or ``pairs=[...]`` pick themselves, so
-    ``endpoints=`` need not name them; naming another kind beside them is a conflict."""
-    chosen = _choice(cfg, "endpoints", ENDPOINTS)
-    if images and pairs:
-        raise ValueError("give images=[...] or pairs=[...] to interpolate, not both")
-    given = "images" if images else "pairs" if pairs else None
-    if given is None and chosen in ("images", "pairs"):
-        example = {"images": "[a.png,b.png]", "pairs": "[[0,1],[2,3]]"}[chosen]
-        raise ValueError(f"endpoints={chosen} needs {chosen}=[...], e.g. {chosen}={example}")
-    if given is not None and chosen not in ("random", given):  # random: the default, overridden
-        raise ValueError(f"endpoints={chosen} but {given}=[...] is given: drop one of them")
-    return given or chosen
-
-
-def _pairs(cfg: DictConfig) -> tuple[tuple[int | Path, ...], ...]:
-    """``pairs=[[0,1],[2,3]]``: rows of two or more endpoints each (the same number in every
-    row), each a validation index or an image file (relative to the working directory)."""
-    value = cfg.get("pairs") or []
-    usage = ("pairs must be a list of rows of two or more endpoints, each a validation index or "
-             "an image file, like [[0,1],[2,3]] or [[a.png,b.png]]")
-    if isinstance(value, str) or not isinstance(value, (ListConfig, list, tuple)) or any(
-            isinstance(row, str) or not isinstance(row, (ListConfig, list, tuple))
-            or len(row) < 2 for row in value):
-        raise ValueError(f"{usage}; got {_plain(value)!r}")
-    if len({len(row) for row in value}) > 1:
-        raise ValueError(f"every row of pairs needs the same number of endpoints (one frame count "
-                         f"per row), got {_plain(value)!r}")
-    rows = []
-    for row in value:
-        entries = []
-        for e in row:
-            if isinstance(e, bool) or not isinstance(e, (int, str)):
-                raise ValueError(f"{usage}; got {e!r} in {_plain(value)!r}")
-            entries.append(e if isinstance(e, int) else _existing_file(e))
-        rows.append(tuple(entries))
-    return tuple(rows)
-
-
-def _plain(value):
-    return OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+    return dict(seed=seed, level_temperatures=level_temperatures, attribute=attribute,
+                limit_batches=limit_batches, noise_seed=noise_seed, progress=progress,
+                ema=None if ema == "auto" else ema, precision=precision)
 
 
 def output_dir(settings: Settings, root_dir: str | Path) -> Path:
