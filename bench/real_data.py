@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 
 from flowgen.config import CONFIG_DIR, PROJECT_ROOT
 from flowgen.training import FlowModule
+from flowgen.training.train import architecture_config
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 SETUPS = {  # name -> (experiment, dataset file, overrides that shrink it for 2 CPU cores)
@@ -42,7 +43,7 @@ def build(experiment: str, dataset: str, overrides: list[str], batch_size: int):
                                           f"data.batch_size={batch_size}", *overrides])
     dm = instantiate(cfg.data)
     dm.setup()
-    model = instantiate(cfg.model, event_shape=dm.event_shape)
+    model = instantiate(architecture_config(cfg.model), event_shape=dm.event_shape)
     module = FlowModule(model, optimizer=instantiate(cfg.optim.optimizer), n_bits=cfg.n_bits,
                         warmup_steps=cfg.optim.warmup_steps,
                         classifier_weight=cfg.get("classifier_weight", 0.0))

@@ -65,8 +65,8 @@ def check_temperature(temperature: Temperature) -> None:
     values = temperature if isinstance(temperature, Tensor) else None
     if values is None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-            raise ValueError(f"temperature must be a number (typically 0.5-1.0), got "
-                             f"{temperature!r}")
+            raise ValueError(f"temperature must be a finite number >= 0 (typically 0.5-1.0), "
+                             f"got {temperature!r}")
         values = torch.tensor(float(temperature))
     if not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
         raise ValueError(f"temperature must be a finite number >= 0 (typically 0.5-1.0), got "

@@ -65,7 +65,7 @@ class LocationScale(Distribution):
                  ) -> Tensor:
         labels, ctx = self._split_cond(cond)
         mean, log_scale = self.params(z, labels, ctx if context is None else context)
-        return summed(Normal(mean, log_scale.exp()).log_prob(z))
+        return summed(Normal(mean, log_scale.exp(), validate_args=False).log_prob(z))
 
     def sample(self, n: int, cond: Tensor | None = None, temperature: Temperature = 1.0,
                generator: torch.Generator | None = None, context: Tensor | None = None

@@ -15,7 +15,7 @@ class StandardNormal(Distribution):
 
     def log_prob(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         self._check_event(z)
-        return summed(Normal(z.new_zeros(()), z.new_ones(())).log_prob(z))
+        return summed(Normal(z.new_zeros(()), z.new_ones(()), validate_args=False).log_prob(z))
 
     def sample(self, n: int, cond: Tensor | None = None, temperature: Temperature = 1.0,
                generator: torch.Generator | None = None) -> Tensor:

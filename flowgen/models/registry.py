@@ -12,10 +12,13 @@ MODELS: dict[str, type[FlowModel]] = {"glow": Glow, "realnvp": RealNVP, "nice": 
                                       "coupling_mlp": CouplingMLP}
 
 
-def _plain(value) -> bool:
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
+def _scalar(value) -> bool:
     return isinstance(value, (bool, int, float, str, type(None)))
+
+
+def _plain(value) -> bool:
+    """A scalar, or a flat list of scalars (an ``event_shape``)."""
+    return _scalar(value) or isinstance(value, list) and all(_scalar(v) for v in value)
 
 
 def build_model(arch: str, config: dict) -> FlowModel:

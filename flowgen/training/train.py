@@ -30,7 +30,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
     and trainer, with every callback (the task's pictures among them), from a composed config."""
     datamodule = instantiate(cfg.data)
     # _convert_: plain lists, not ListConfig, so the model records its arguments as given
-    model = instantiate(_architecture(cfg.model), event_shape=list(datamodule.event_shape),
+    model = instantiate(architecture_config(cfg.model), event_shape=list(datamodule.event_shape),
                         _convert_="all")
     task = cfg.get("task")
     objective = instantiate(task.objective) if task is not None else None
@@ -55,7 +55,7 @@ def _check_task_fits_data(objective, event_shape: tuple[int, ...]) -> None:
                          f"samples of shape {list(event_shape)}: train them with task=density")
 
 
-def _architecture(node: DictConfig) -> DictConfig:
+def architecture_config(node: DictConfig) -> DictConfig:
     """The model node without ``memory``: a training option now (top-level ``memory``, which
     :func:`check_train_config` reconciles with an old ``model.memory``)."""
     if "memory" not in node:
@@ -126,6 +126,8 @@ def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
     try:
         # weights_only: resuming from a checkpoint someone else made must not run its code
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        # read before testing: trainer.test replaces the callback metrics with its own
+        fitted = {k: float(v) for k, v in trainer.callback_metrics.items()}
         floor = test_against_entropy(trainer, module, datamodule)
     except SIGTERMException:
         # Lightning stopped after the step under way; ResumeCheckpoint saved it. Exit code 0.
@@ -138,8 +140,7 @@ def _fit(cfg: DictConfig, datamodule: L.LightningDataModule, module: FlowModule,
             import wandb
 
             wandb.finish()
-    metrics: dict[str, float | str] = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    metrics.update(floor)
+    metrics: dict[str, float | str] = {**fitted, **floor}
     metrics["step"] = trainer.global_step
     # the best is kept by the task.monitor callback, last.ckpt by ResumeCheckpoint
     checkpoints = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]

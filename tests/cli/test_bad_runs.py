@@ -124,7 +124,8 @@ def _cases(tmp: Path) -> dict[str, Case]:
     cases["resume_other_architecture"].message = "model.hidden_channels: 4 in the checkpoint, 8 now"
     cases["resume_other_optimiser"].message = "optim.optimizer._target_: 'torch.optim.Adam' in"
     cases["resume_other_n_bits"].message = "n_bits: 8 in the checkpoint, 5 now"
-    cases["resume_other_image_size"].message = "model.image_size: 32 in the checkpoint, 16 now"
+    cases["resume_other_image_size"].message = ("model.event_shape: [1, 32, 32] in the checkpoint, "
+                                                "[1, 16, 16] now")
     bad_files = {"truncated": "is not a readable flowgen checkpoint",
                  "empty": "is not a readable flowgen checkpoint",
                  "random": "is not a readable flowgen checkpoint",

@@ -23,7 +23,10 @@ EXPECTED = {  # name: (channels, image_size, hflip)
 
 
 def test_every_data_config_is_covered():
-    assert sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml")) == sorted(EXPECTED)
+    from flowgen.data.toys import TOYS  # the vector toys: tests/data/test_toys.py covers them
+
+    assert sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml")) == sorted(
+        [*EXPECTED, *TOYS])
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -202,6 +202,8 @@ def test_check_splits_names_the_fix():
 def test_data_configs_instantiate(tmp_path):
     """two_moons through the real train.yaml, every toy config on its own (a compose is slow)."""
     configs = {name: OmegaConf.load(CONFIG_DIR / "data" / f"{name}.yaml") for name in TOYS}
+    for cfg in configs.values():  # each picks task=density in its defaults list: not an argument
+        assert cfg.pop("defaults") == [{"override /task@_global_.task": "density"}]
     configs["two_moons"] = compose_train(["data=two_moons"], tmp_path).data
     for name, cfg in configs.items():
         dm = instantiate(cfg)

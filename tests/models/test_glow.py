@@ -92,7 +92,8 @@ def test_image_size_must_divide_by_two_to_the_levels():
 
 def test_wrong_input_shape_names_both_shapes():
     model = Glow(event_shape=(1, 8, 8), levels=2, steps=1, hidden_channels=4)
-    with pytest.raises(ValueError, match=r"built for samples of shape \(1, 8, 8\), got a batch of shape \(2, 3, 8, 8\)"):
+    with pytest.raises(ValueError, match=r"built for samples of shape \(1, 8, 8\), got a batch "
+                                         r"of shape \(2, 3, 8, 8\)"):
         model(torch.zeros(2, 3, 8, 8))
 
 

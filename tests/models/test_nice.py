@@ -95,9 +95,10 @@ def test_nice_config_builds_the_model():
     from hydra.utils import instantiate
 
     from flowgen.config import CONFIG_DIR
+    from flowgen.training.train import architecture_config
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=nice"])
-    model = instantiate(cfg.model, event_shape=(1, 28, 28))
+    model = instantiate(architecture_config(cfg.model), event_shape=(1, 28, 28))
     assert isinstance(model, NICE) and model.prior == "logistic"
     assert model.config["hidden_features"] == 1000 and model.config["hidden_layers"] == 5

@@ -115,9 +115,10 @@ def test_realnvp_config_builds_the_model():
     from hydra.utils import instantiate
 
     from flowgen.config import CONFIG_DIR
+    from flowgen.training.train import architecture_config
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["model=realnvp"])
-    model = instantiate(cfg.model, event_shape=(1, 28, 28))
+    model = instantiate(architecture_config(cfg.model), event_shape=(1, 28, 28))
     assert isinstance(model, RealNVP) and model.config["norm"] == "batchnorm"
     assert model.latent_shapes[-1] == (4, 7, 7)

@@ -112,7 +112,8 @@ def test_a_bounded_split_prior_scale_stays_below_its_bound_and_starts_at_one():
     split = Split(4, max_log_scale=2.0)
     h = torch.zeros(1, 2, 3, 3)
     z = torch.zeros(1, 2, 3, 3)
-    assert torch.allclose(split.prior.params(z, context=h)[1], torch.zeros(()))  # zero-init: N(0, 1)
+    # zero-initialised: N(0, 1)
+    assert torch.allclose(split.prior.params(z, context=h)[1], torch.zeros(()))
     with torch.no_grad():
         split.prior.net.conv.bias.fill_(30.0)  # a raw log-scale of e^30
     log_scale = split.prior.params(z, context=h)[1]

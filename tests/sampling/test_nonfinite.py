@@ -34,7 +34,7 @@ def planted_glow(top_log_scale: float = 0.0, first_actnorm_log_scale: float = 0.
     model.train()
     with torch.no_grad():
         model(torch.rand(16, 1, 32, 32) - 0.5)  # initialises ActNorm
-        next(m for m in model.modules() if isinstance(m, LearnedPrior)).log_scale.fill_(
+        next(m for m in model.modules() if isinstance(m, LearnedPrior)).prior.log_scale.fill_(
             top_log_scale)
         next(m for m in model.modules() if isinstance(m, ActNorm)).log_scale.fill_(
             first_actnorm_log_scale)
