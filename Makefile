@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-## Train the default Glow on the embedded MNIST subset (~10 min on 2 cores), then sample from it.
+## Train the default Glow on the embedded MNIST subset (~14 min on 2 cores), then sample from it.
 train: $(VENV)/.installed
 	WANDB_MODE=$${WANDB_MODE:-offline} $(PY) train.py run_name=$(RUN)
 	$(PY) sample.py ckpt=checkpoints/$(RUN)/last.ckpt temperature=[0.5,0.7,1.0] \
@@ -24,7 +24,7 @@ train: $(VENV)/.installed
 	@echo "Pictures:    outputs/$(RUN)/samples/ (during training), outputs/$(RUN)/final-grid/,"
 	@echo "             outputs/$(RUN)/final-interpolation/"
 
-## Run the test suite (no network, no GPU; a few minutes on 2 cores; `make test-slow`: the rest).
+## Run the test suite (no network, no GPU; ~11 min on 2 cores; `make test-slow`: the rest).
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
 
