@@ -7,11 +7,10 @@ from pathlib import Path
 import torch
 
 from flowgen.models.flow_model import FlowModel
+from flowgen.models.folder import FORMAT_VERSION
 from flowgen.models.registry import build_model
 from flowgen.models.upgrade import upgrade_config, upgrade_weights
 
-#: 2: models are FlowModels (transform + base), configs record event_shape (see upgrade.py)
-FORMAT_VERSION = 2
 #: Where a checkpoint written with the EMA callback (Lightning's ``WeightAveraging``) keeps the
 #: trained weights; its ``state_dict`` holds the averaged ones.
 TRAINED_WEIGHTS = "current_model_state"

@@ -15,6 +15,7 @@ from flowgen.distributions import Distribution
 from flowgen.distributions.base import Temperature, check_sample_count, check_temperature
 from flowgen.flows import Flow
 from flowgen.flows.multiscale import MultiScale
+from flowgen.models.folder import FORMAT_VERSION, write_model_folder
 
 
 class FlowModel(nn.Module):
@@ -48,6 +49,19 @@ class FlowModel(nn.Module):
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             cls.__init__ = _records_config(cls.__init__)
+
+    def save_pretrained(self, directory, n_bits: int | None = None):
+        """Write this model to ``directory``: architecture and constructor arguments in
+        ``config.json``, weights in ``model.safetensors``; ``n_bits`` (default: the model's own,
+        if loaded with one) is the bit depth of its images. :func:`flowgen.from_pretrained`
+        reads it back."""
+        if not self.arch:
+            raise ValueError(f"{type(self).__name__} has no arch name: only registered models "
+                             f"(flowgen.models.MODELS) can be saved and rebuilt")
+        n_bits = getattr(self, "n_bits", None) if n_bits is None else n_bits
+        record = {"format": FORMAT_VERSION, "arch": self.arch, "config": self.config,
+                  "n_bits": n_bits}
+        return write_model_folder(directory, record, self.state_dict())
 
     # -- shapes -------------------------------------------------------------------------------
     @property
