@@ -16,6 +16,7 @@ from flowgen.config import check_run_name
 from flowgen.objectives import ImageDensity
 from flowgen.perf import keep_freed_memory
 from flowgen.training.ddp_safety import fork_safe_ranks
+from flowgen.training.loggers import build_loggers
 from flowgen.training.module import FlowModule
 from flowgen.training.options import check_train_config
 from flowgen.training.resume import RandomState
@@ -43,7 +44,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
                         training_record=training_record(cfg))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.append(RandomState())  # not optional: without it a resumed run draws other noise
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    loggers = build_loggers(cfg)  # one W&B run, one metrics.csv across resumes
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, module, trainer
 
