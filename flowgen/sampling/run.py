@@ -40,6 +40,7 @@ from flowgen.sampling.interpolate import (
 )
 from flowgen.sampling.limits import check_memory
 from flowgen.sampling.settings import Settings, output_dir, parse_settings, temperature_tag
+from flowgen.sampling.trained_data import evaluation_data
 
 
 def load_checkpoint(settings: Settings) -> tuple[FlowModel, dict]:
@@ -117,11 +118,12 @@ def _interpolation_rows(cfg: DictConfig, settings: Settings, model: FlowModel,
                                                         settings.batch_size)]}
 
 
-def _data_record(cfg: DictConfig) -> dict:
-    """The data the pictures came from: its whole config (resolved), to make them again."""
-    return {"data": cfg.data.get("_target_"),
-            "data_path": cfg.data.get("path") or cfg.data.get("root"),
-            "data_config": OmegaConf.to_container(cfg.data, resolve=True)}
+def _data_record(cfg: DictConfig, data: DictConfig | None = None) -> dict:
+    """The data the pictures came from (``data``, else ``cfg.data``): its whole config
+    (resolved), to make them again."""
+    data = cfg.data if data is None else data
+    return {"data": data.get("_target_"), "data_path": data.get("path") or data.get("root"),
+            "data_config": OmegaConf.to_container(data, resolve=True)}
 
 
 def _grid(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
@@ -193,7 +195,9 @@ def _manipulate(cfg, settings: Settings, model, meta: dict, health: dict, autoca
 
 
 def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
-    val_set = load_val_set(cfg.data)
+    # the data the model was trained on (its record), unless the command line names other data
+    data, data_from = evaluation_data(cfg, meta, settings.ckpt)
+    val_set = load_val_set(data)
     check_data_shape(val_set, model.in_shape)
     bpd, n_images = evaluate_bpd(model, meta["n_bits"], val_set, settings.batch_size,
                                  settings.seed, settings.limit_batches, settings.progress,
@@ -206,13 +210,14 @@ def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast
                          f"(broken weights, or data unlike its training data); nothing was "
                          f"written")
     print(f"bpd: {bpd:.6f} ({n_images} validation images, {noise})")
+    source = {**_data_record(cfg, data), "data_from": data_from}  # checkpoint | config
     results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
                "noise_seed": settings.noise_seed, "batch_size": settings.batch_size,
                "limit_batches": settings.limit_batches, "ckpt": str(settings.ckpt),
                "n_bits": meta["n_bits"], "arch": meta.get("arch"),
                "conditional": bool(getattr(model, "num_classes", 0)), "ema": meta["ema"],
-               **_data_record(cfg)}
-    return {}, {}, results
+               **source}
+    return {}, source, results
 
 
 #: mode -> (cfg, settings, model, meta, health, autocast) -> (pictures, extra record, results)

@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from flowgen.models.checkpoint import checkpoint_format, read_checkpoint
 from flowgen.models.upgrade import upgrade_config
@@ -115,5 +116,30 @@ def check_resume(path: Path, module: FlowModule, cfg: DictConfig) -> None:
 
 
 def training_record(cfg: DictConfig) -> dict:
-    """What a checkpoint records of how it was trained, to compare on resume (plain data)."""
-    return {"optim": OmegaConf.to_container(cfg.optim, resolve=True)}
+    """What a checkpoint records of how it was trained (plain data, readable with
+    ``weights_only=True``): the optimiser's config, compared on resume, and the whole resolved
+    config, from which ``sample.py mode=evaluate`` takes the data the model was trained on."""
+    return {"optim": OmegaConf.to_container(cfg.optim, resolve=True),
+            "config": plain_config(cfg)}
+
+
+def plain_config(node: DictConfig | ListConfig) -> dict | list:
+    """``node`` resolved into dicts, lists and scalars, paths as the user gave them. A value
+    that cannot be resolved here (``${hydra:...}`` in a config composed outside a Hydra run, a
+    missing ``???``) is kept as written rather than failing the run over its record."""
+    keys = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
+    out = [_plain_entry(node, k) for k in keys]
+    return out if isinstance(node, ListConfig) else dict(zip(map(str, keys), out, strict=True))
+
+
+def _plain_entry(node: DictConfig | ListConfig, key: Any) -> Any:
+    try:
+        value = node[key]
+    except OmegaConfBaseException:
+        child = node._get_node(key)  # the text as written, e.g. "${hydra:runtime.output_dir}"
+        return str(child._value()) if child is not None else None
+    if isinstance(value, (DictConfig, ListConfig)):
+        return plain_config(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)  # a Path, an Enum, bytes: text, so the file stays plain data
