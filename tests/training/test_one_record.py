@@ -100,3 +100,22 @@ def test_a_resumed_run_keeps_one_wandb_run_one_csv_and_both_commands(tmp_path):
     record = out_dir / ".hydra"
     assert "ckpt_path=last" not in (record / "overrides.yaml").read_text()
     assert "ckpt_path=last" in (record / "resume-1" / "overrides.yaml").read_text()
+
+
+def test_the_slurm_launcher_requeues_on_the_signal_it_asks_for():
+    """submitit asks sbatch for USR2 before the time limit and requeues on it; Lightning's own
+    requeue listens on another signal (else the job would be requeued twice)."""
+    import signal as signals
+
+    from hydra import compose, initialize_config_dir
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+    from submitit.slurm.slurm import SlurmJobEnvironment
+
+    from flowgen.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher.max_num_timeout > 0 and launcher.signal_delay_s >= 60
+    assert SlurmJobEnvironment.USR_SIG == "USR2"
+    assert SLURMEnvironment().requeue_signal != signals.SIGUSR2
