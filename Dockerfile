@@ -1,17 +1,22 @@
-# flowgen for GPU clusters, on the CUDA runtime image matching the torch build in requirements.txt
-# (torch 2.14.1 = cu130, CUDA runtime 13.0.96 = CUDA 13.0 update 2). The torch wheel brings its own
-# CUDA/cuDNN/NCCL libraries; the base adds the NVIDIA container settings, including
-# NVIDIA_REQUIRE_CUDA=cuda>=13.0, so a host driver too old for CUDA 13 fails at `docker run`
-# with a clear message instead of deep inside torch. Host needs: NVIDIA driver + container toolkit.
+# flowgen for GPU clusters, on the smallest CUDA image matching the torch build in requirements.txt
+# (torch 2.14.1 = cu130, CUDA 13.0 update 2): the "base" flavour, without the runtime libraries,
+# because the torch wheel brings its own CUDA/cuDNN/NCCL. The base still adds the NVIDIA container
+# settings, including NVIDIA_REQUIRE_CUDA=cuda>=13.0, so a host driver too old for CUDA 13 fails
+# at `docker run` with a clear message instead of deep inside torch. Host needs: NVIDIA driver +
+# container toolkit.
 #   docker build -t flowgen .
 #   docker run --gpus all --shm-size=8g -v "$PWD/checkpoints:/app/checkpoints" \
 #       -v "$PWD/outputs:/app/outputs" -v "$PWD/data/torchvision:/app/data/torchvision" \
-#       -e WANDB_MODE=online -e WANDB_API_KEY flowgen trainer=ddp data=cifar10
-# Arguments after the image name go to train.py. W&B: WANDB_MODE (offline by default here),
+#       -e WANDB_MODE=online -e WANDB_API_KEY flowgen flowgen-train trainer=ddp data=cifar10
+#   docker run --gpus all -v "$PWD/checkpoints:/app/checkpoints" -v "$PWD/outputs:/app/outputs" \
+#       flowgen flowgen-sample ckpt=checkpoints/<run>/last.ckpt
+# Apptainer (read-only image): apptainer run --nv --env FLOWGEN_HOME=$PWD flowgen.sif flowgen-train
+# (FLOWGEN_HOME: where checkpoints/ and outputs/ go; FLOWGEN_DATA_DIR: datasets).
+# Other arguments after the image name go to train.py. W&B: WANDB_MODE (offline by default here),
 # WANDB_API_KEY, WANDB_ENTITY, ... as environment variables; never bake a key into the image.
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
-FROM nvidia/cuda:13.0.2-runtime-ubuntu24.04
+FROM nvidia/cuda:13.0.2-base-ubuntu24.04
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -47,4 +52,4 @@ RUN uv pip install --no-deps -e . \
 USER 1000:1000
 # Datasets torchvision downloads, checkpoints, run outputs (samples, logs, W&B offline runs).
 VOLUME ["/app/data/torchvision", "/app/checkpoints", "/app/outputs", "/app/multirun"]
-ENTRYPOINT ["python", "train.py"]
+ENTRYPOINT ["/app/docker/entrypoint.sh"]

@@ -54,7 +54,7 @@ def test_the_image_installs_exactly_the_readme_requirements():
 
 def test_the_image_runs_train_py_as_a_non_root_user_with_volumes():
     steps = _instructions()
-    assert steps[-1] == ("ENTRYPOINT", '["python", "train.py"]')
+    assert steps[-1] == ("ENTRYPOINT", '["/app/docker/entrypoint.sh"]')
     users = [args for op, args in steps if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root")
     volumes = " ".join(args for op, args in steps if op == "VOLUME")
@@ -66,7 +66,8 @@ def test_the_image_runs_train_py_as_a_non_root_user_with_volumes():
 
 def test_the_cuda_base_matches_the_torch_build():
     base = [args for op, args in _instructions() if op == "FROM"][-1]
-    match = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-\S*runtime-ubuntu\S+", base)
+    # the "base" flavour: the torch wheel brings the CUDA libraries a "runtime" image would add
+    match = re.fullmatch(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-base-ubuntu\S+", base)
     assert match, base
     if torch.version.cuda is None:
         pytest.skip("this torch is a CPU build: nothing to compare the CUDA base with")
@@ -77,3 +78,19 @@ def test_dockerignore_keeps_environments_and_run_outputs_out_of_the_context():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".git", ".venv", ".env", "outputs", "checkpoints/*", "data/torchvision"):
         assert entry in ignored
+
+
+@pytest.mark.parametrize("command, script", [("flowgen-train", "train.py"),
+                                             ("flowgen-sample", "sample.py"),
+                                             ("data=cifar10", "train.py")])
+def test_the_entry_point_runs_either_script(tmp_path, command, script):
+    """docker/entrypoint.sh, with a stand-in ``python`` that prints what it was asked to run."""
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    out = subprocess.run(["sh", str(ROOT / "docker" / "entrypoint.sh"), command, "n=4"],
+                         capture_output=True, text=True, timeout=30,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    args = out.stdout.split()
+    assert out.returncode == 0 and args[0] == str(ROOT / script), out.stdout + out.stderr
+    assert args[1:] == ([] if command.startswith("flowgen-") else [command]) + ["n=4"]
