@@ -141,3 +141,23 @@ def test_data_on_the_command_line_wins_over_the_record(tmp_path):
     result = json.loads((out / "evaluation.json").read_text())
     assert result["data_from"] == "config" and result["n_images"] == 8
     assert result["data"] == "flowgen.data.datamodules.NpzDataModule"
+
+
+def test_celeba_checkpoint_evaluates_on_its_celeba(tmp_path, monkeypatch):
+    """The same for CelebA (torchvision's layout, 2 validation images), at image_size=32."""
+    from tests.data.test_svhn_celeba import PARTITION, write_celeba
+
+    monkeypatch.setattr(torchvision.datasets.celeba, "check_integrity", lambda *a, **k: True)
+    root = tmp_path / "faces"
+    write_celeba(root)
+    train(compose_train(["data=celeba", f"data.root={root}", "data.download=false",
+                         "data.image_size=32", "data.num_workers=0", "data.batch_size=2",
+                         "model.steps=1", "model.hidden_channels=4", "trainer.max_steps=1",
+                         "trainer.val_check_interval=1", "trainer.limit_val_batches=1"],
+                        tmp_path))
+    run(compose([f"ckpt={tmp_path / 'ckpt' / 'last.ckpt'}", "mode=evaluate", "batch_size=2",
+                 "progress=false", f"out={tmp_path / 'eval'}"]))
+    result = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert result["n_images"] == PARTITION.count(1) and result["data_from"] == "checkpoint"
+    assert result["data"] == "flowgen.data.datamodules.CelebADataModule"
+    assert result["data_path"] == str(root) and result["data_config"]["image_size"] == 32
