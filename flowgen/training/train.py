@@ -19,6 +19,7 @@ from flowgen.training.ddp_safety import fork_safe_ranks
 from flowgen.training.loggers import build_loggers
 from flowgen.training.module import FlowModule
 from flowgen.training.options import check_train_config
+from flowgen.training.progress import with_progress_bar
 from flowgen.training.resume import RandomState
 from flowgen.training.resume_checks import check_resume, resolve_ckpt_path, training_record
 from flowgen.training.run_dir import claim_run
@@ -44,6 +45,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
                         training_record=training_record(cfg))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.append(RandomState())  # not optional: without it a resumed run draws other noise
+    # tqdm on a terminal, a plain line every 100 steps in a SLURM log or a pipe
+    callbacks = with_progress_bar(callbacks, cfg.trainer.get("enable_progress_bar"))
     loggers = build_loggers(cfg)  # one W&B run, one metrics.csv across resumes
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, module, trainer
