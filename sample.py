@@ -16,9 +16,11 @@ in ``configs/sample.yaml``, examples in ``docs/README.md``.
 import hydra
 from omegaconf import DictConfig
 
-from flowgen.cli import exit_with_error, user_error
+from flowgen.cli import exit_with_error, quiet_console, user_error
 from flowgen.config import CONFIG_DIR  # also registers the ${project_root:} resolver
 from flowgen.sampling import run
+
+quiet_console()  # the known third-party warnings, filtered precisely (flowgen/cli.py)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sample")

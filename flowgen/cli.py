@@ -1,13 +1,17 @@
 """What ``train.py`` and ``sample.py`` do with a user error: one ``error: ...`` line, exit 2.
 
 Only the exception types flowgen's own checks raise with a clear message count as user errors;
-anything else keeps its traceback.
+anything else keeps its traceback. :func:`quiet_console` filters the known third-party warnings
+(in one place, each precisely, with its reason).
 """
 
 from __future__ import annotations
 
+import builtins
+import logging
 import re
 import sys
+import warnings
 
 from flowgen.errors import FlowgenError
 
@@ -47,3 +51,45 @@ def exit_with_error(err: BaseException, code: int = 2) -> None:
     """Print ``error: <message>`` (whitespace folded to one line) to stderr and exit."""
     print(f"error: {message(err)}", file=sys.stderr)
     sys.exit(code)
+
+
+# Known third-party noise in a default run, each matched by category, module and message (never
+# a blanket ignore: any other warning still prints). Lightning prints warnings as
+# ``path.py:line: message`` (its own formatwarning), so a stray one is easy to miss: keep each
+# entry's reason, and drop the entry when the library fixes it.
+KNOWN_WARNINGS: tuple[tuple[str, str, str, str], ...] = (
+    # (category, module regex, message regex, why it does not apply)
+    ("FutureWarning", r"lightning\.pytorch\.utilities\._pytree",
+     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+     "Lightning 2.6's own call into torch 2.14's pytree API, on every fit: nothing to fix here"),
+    ("UserWarning", r"lightning\.pytorch\.callbacks\.model_checkpoint",
+     r"Checkpoint directory .* exists and is not empty",
+     "the folder holds the run's own .lock (and, resuming, its own checkpoints); run_dir "
+     "already refuses another run's checkpoints unless start_over moves them aside"),
+    # Lightning's PossibleUserWarning, a UserWarning (matched as one: no Lightning import here)
+    ("UserWarning", r"lightning\.pytorch\.trainer\.connectors\.data_connector",
+     r"The '\w+' does not have many workers",
+     "the default data is in-memory arrays (num_workers: 0 is fastest: no worker start-up or "
+     "copies); folder data sets document data.num_workers"),
+)
+#: Lightning INFO lines (not warnings) that say nothing to a flowgen user: its advertising tip,
+#: and the note that trainer.limit_val_batches=1.0 (the config's explicit default) means 100%.
+LIGHTNING_CHATTER = ("💡 Tip:", "`Trainer(limit_val_batches=1.0)` was configured so 100%")
+
+
+def quiet_console() -> None:
+    """Install the filters for :data:`KNOWN_WARNINGS` and drop :data:`LIGHTNING_CHATTER`; train.py
+    and sample.py call this first, so the console shows flowgen's own messages."""
+    for category, module, text, _why in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=text, category=getattr(builtins, category),
+                                module=module + r"\Z")
+    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropChatter) for f in lightning_log.filters):
+        lightning_log.addFilter(_DropChatter())
+
+
+class _DropChatter(logging.Filter):
+    """Rejects the :data:`LIGHTNING_CHATTER` records; every other record of that logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(LIGHTNING_CHATTER)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
@@ -69,6 +72,7 @@ class SampleGrid(L.Callback):
             frames = display_pixels(frames, n_bits)[0]
             pictures["interpolation"] = (f"interp-step{step:07d}.png",
                                          make_grid(frames, nrow=len(frames), padding=1))
+            self._log_video(trainer, frames, f"interp-step{step:07d}.gif", step)
         for key, (name, grid) in pictures.items():
             if self.dirpath:
                 Path(self.dirpath).mkdir(parents=True, exist_ok=True)
@@ -76,6 +80,21 @@ class SampleGrid(L.Callback):
             for logger in trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     logger.log_image(key, [grid], step=step, caption=[f"T={self.temperature}"])
+
+    def _log_video(self, trainer: L.Trainer, frames: Tensor, name: str, step: int) -> None:
+        """When W&B logs: the interpolation as a looping GIF next to its strip, logged as a
+        video (W&B plays a GIF file as one: no video encoder needed). Without W&B the strip
+        is the picture (sample.py mode=interpolate makes GIFs on demand)."""
+        wandb_loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not wandb_loggers:
+            return
+        import wandb  # only here: a run without W&B never imports it
+
+        folder = Path(self.dirpath or trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        video = wandb.Video(str(save_gif(frames, folder / name)), format="gif")
+        for logger in wandb_loggers:
+            logger.log_metrics({"interpolation_video": video}, step=step)
 
     def _log_health(self, trainer: L.Trainer, health) -> None:
         metrics = {"val/nonfinite_samples": health.nonfinite_fraction,
@@ -85,3 +104,33 @@ class SampleGrid(L.Callback):
         if health.nonfinite:
             log.warning("step %d: %s at T=%s (red tiles in the grid): the decoder overflows",
                         trainer.global_step, health.describe(), self.temperature)
+
+
+def save_gif(frames: Tensor, path: Path, frame_ms: int = 120) -> Path:
+    """Frames in [0, 1] ``[steps, C, H, W]`` -> a GIF looping forward then back (sample.py's
+    writer is in sampling/, which training/ may not import)."""
+    seq = torch.cat([frames, frames.flip(0)[1:-1]])
+    arrays = (seq * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    images = [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
+                   duration=frame_ms, loop=0)
+    return path
+
+
+class NamespacedLRMonitor(LearningRateMonitor):
+    """Lightning's LearningRateMonitor with its keys in the ``train/`` namespace: ``train/lr``
+    (not ``lr-Adam``), ``train/momentum``, ``train/weight_decay``; parameter groups keep their
+    ``/<group>`` suffix. flowgen has one optimizer, so its class name adds nothing to the key."""
+
+    _KEY = re.compile(r"lr-[^/]+?(?P<group>/.+?)?(?:-(?P<stat>momentum|weight_decay))?")
+
+    def _extract_stats(self, trainer: L.Trainer, interval: str) -> dict[str, Tensor]:
+        return {self.namespaced(k): v for k, v in super()._extract_stats(trainer, interval).items()}
+
+    @classmethod
+    def namespaced(cls, key: str) -> str:
+        """``lr-Adam`` -> ``train/lr``, ``lr-Adam/pg2-momentum`` -> ``train/momentum/pg2``."""
+        match = cls._KEY.fullmatch(key)
+        if match is None:  # a scheduler's own ``name``: keep it, under train/
+            return f"train/{key}"
+        return f"train/{match['stat'] or 'lr'}{match['group'] or ''}"
