@@ -136,8 +136,9 @@ def _plain_entry(node: DictConfig | ListConfig, key: Any) -> Any:
     try:
         value = node[key]
     except OmegaConfBaseException:
-        child = node._get_node(key)  # the text as written, e.g. "${hydra:runtime.output_dir}"
-        return str(child._value()) if child is not None else None
+        # the text as written, e.g. "${hydra:runtime.output_dir}" or "???"
+        raw = OmegaConf.to_container(node, resolve=False)[key]
+        return raw if isinstance(raw, str) else str(raw)
     if isinstance(value, (DictConfig, ListConfig)):
         return plain_config(value)
     if value is None or isinstance(value, (bool, int, float, str)):

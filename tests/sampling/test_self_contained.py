@@ -161,3 +161,17 @@ def test_celeba_checkpoint_evaluates_on_its_celeba(tmp_path, monkeypatch):
     assert result["n_images"] == PARTITION.count(1) and result["data_from"] == "checkpoint"
     assert result["data"] == "flowgen.data.datamodules.CelebADataModule"
     assert result["data_path"] == str(root) and result["data_config"]["image_size"] == 32
+
+
+def test_unresolvable_values_are_recorded_as_written():
+    """A config composed outside a Hydra run cannot resolve ``${hydra:...}``: the record keeps
+    the text instead of failing the run; everything else is resolved."""
+    from omegaconf import OmegaConf
+
+    from flowgen.training.resume_checks import plain_config
+
+    cfg = OmegaConf.create({"out": "${hydra:runtime.output_dir}", "todo": "???",
+                            "data": {"root": "${base}/tv", "sizes": [1, "${n}"]},
+                            "base": "/d", "n": 3})
+    assert plain_config(cfg) == {"out": "${hydra:runtime.output_dir}", "todo": "???",
+                                 "data": {"root": "/d/tv", "sizes": [1, 3]}, "base": "/d", "n": 3}
