@@ -66,9 +66,6 @@ def test_a_default_run_prints_no_warning_lines(runs):
     assert "finished after 2 steps" in text
 
 
-@pytest.mark.xfail(reason="wandb 0.31 warns that `anonymous` has no effect because Lightning's "
-                   "WandbLogger always passes anonymous=None: needs a WandbLogger subclass that "
-                   "drops the key (configs/logger/wandb.yaml), not done yet", strict=False)
 def test_wandb_prints_no_warning(runs):
     assert "wandb: WARNING" not in runs["train"][1]
 

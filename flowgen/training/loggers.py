@@ -62,6 +62,16 @@ class ResumableCSVLogger(CSVLogger):
         return self._experiment
 
 
+class QuietWandbLogger(WandbLogger):
+    """Lightning's W&B logger without the ``anonymous=None`` it always passes to ``wandb.init``
+    (wandb 0.31 then warns that the setting has no effect, on every run)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+
 def build_loggers(cfg: DictConfig) -> list[Logger]:
     """Every logger of ``cfg.logger``; a W&B logger with no ``id`` gets
     :func:`wandb_run_id` of ``cfg.run_name`` (and ``resume="allow"`` unless set), so the run's
