@@ -11,30 +11,10 @@
 
 Pictures and settings.json go to ``out=...`` or ``outputs/<run>/<mode>-<time>/``; every option is
 in ``configs/sample.yaml``, examples in ``docs/README.md``.
+The same as the installed ``flowgen-sample`` (:mod:`flowgen.entry`).
 """
 
-import hydra
-from omegaconf import DictConfig
-
-from flowgen.cli import exit_with_error, quiet_console, user_error
-from flowgen.config import CONFIG_DIR  # also registers the ${project_root:} resolver
-from flowgen.sampling import run
-
-quiet_console()  # the known third-party warnings, filtered precisely (flowgen/cli.py)
-
-
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sample")
-def main(cfg: DictConfig) -> None:
-    try:
-        written = run(cfg)
-    except Exception as err:
-        cause = user_error(err)
-        if cause is None:
-            raise  # a bug, not a bad input: keep the traceback
-        exit_with_error(cause)
-    for path in written:
-        print(f"wrote {path}")
-
+from flowgen.entry import sample_main
 
 if __name__ == "__main__":
-    main()
+    sample_main()

@@ -6,9 +6,22 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-#: The checkout's root (where ``configs/``, ``data/`` and ``checkpoints/`` live).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "configs"
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = PACKAGE_DIR.parent
+#: Run from a checkout (``python train.py``, ``pip install -e .``): the checkout, where
+#: ``configs/``, ``data/``, ``checkpoints/`` and ``outputs/`` live. Installed from a wheel
+#: (``flowgen-train``): the configs and the embedded data ship inside the package, and runs write
+#: under the working directory.
+IN_CHECKOUT = (_CHECKOUT / "configs" / "train.yaml").is_file()
+PROJECT_ROOT = _CHECKOUT if IN_CHECKOUT else None
+CONFIG_DIR = _CHECKOUT / "configs" if IN_CHECKOUT else PACKAGE_DIR / "configs"
+#: The embedded default dataset's folder: ``data/`` of a checkout, ``flowgen/embedded`` installed.
+EMBEDDED_DATA_DIR = _CHECKOUT / "data" if IN_CHECKOUT else PACKAGE_DIR / "embedded"
+
+
+def project_root() -> str:
+    """Where runs write by default: the checkout, else (installed) the working directory."""
+    return str(PROJECT_ROOT if PROJECT_ROOT is not None else Path.cwd())
 
 
 def _job_suffix() -> str:
@@ -47,10 +60,13 @@ def _run_dir(name) -> str:
 
 
 def register_resolvers() -> None:
-    """Resolvers the configs use: ``${project_root:}`` (paths that work whatever the working
-    directory), ``${job_suffix:}`` and ``${run_dir:name}``."""
+    """Resolvers the configs use: ``${project_root:}`` (see :func:`project_root`),
+    ``${embedded_data:}`` (the embedded dataset's folder), ``${job_suffix:}`` and
+    ``${run_dir:name}``."""
     if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+        OmegaConf.register_new_resolver("project_root", project_root)
+    if not OmegaConf.has_resolver("embedded_data"):
+        OmegaConf.register_new_resolver("embedded_data", lambda: str(EMBEDDED_DATA_DIR))
     if not OmegaConf.has_resolver("job_suffix"):
         OmegaConf.register_new_resolver("job_suffix", _job_suffix)
     if not OmegaConf.has_resolver("run_dir"):

@@ -22,7 +22,7 @@ from tests.conftest import ROOT
 
 PACKAGE = ROOT / "flowgen"
 #: top-level name of a module -> its layer
-LAYER_OF = {"errors": "base", "checks": "app", "__init__": "api", "api": "api",
+LAYER_OF = {"errors": "base", "checks": "app", "__init__": "api", "api": "api", "entry": "entry",
             "flows": "flows", "distributions": "distributions", "models": "models",
             "objectives": "objectives", "data": "data",
             "diagnostics": "shared", "latent_paths": "shared", "plots": "shared",
@@ -42,6 +42,7 @@ ALLOWED = {
     "training": BELOW_SHARED | {"app", "training"},
     "sampling": BELOW_SHARED | {"app", "sampling"},
     "api": BELOW_SHARED | {"api"},  # flowgen.load_model & co: the Python face of the package
+    "entry": BELOW_SHARED | {"app", "training", "sampling", "entry"},  # the two commands
 }
 #: layers that must stay plain torch: usable without Lightning or Hydra
 NO_FRAMEWORK = {"base", "flows", "distributions", "models", "objectives", "shared"}
