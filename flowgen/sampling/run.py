@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from flowgen.data import postprocess
 from flowgen.diagnostics import SampleHealth, display_pixels
@@ -21,6 +21,7 @@ from flowgen.sampling.edit import (
     reconstruct,
 )
 from flowgen.sampling.evaluate import evaluate_bpd
+from flowgen.sampling.fid_mode import fid_mode
 from flowgen.sampling.grid import (
     check_label,
     check_level_temperatures,
@@ -40,7 +41,7 @@ from flowgen.sampling.interpolate import (
 )
 from flowgen.sampling.limits import check_memory
 from flowgen.sampling.settings import Settings, output_dir, parse_settings, temperature_tag
-from flowgen.sampling.trained_data import evaluation_data
+from flowgen.sampling.trained_data import data_record, evaluation_data
 
 
 def load_checkpoint(settings: Settings) -> tuple[FlowModel, dict]:
@@ -118,14 +119,6 @@ def _interpolation_rows(cfg: DictConfig, settings: Settings, model: FlowModel,
                                                         settings.batch_size)]}
 
 
-def _data_record(cfg: DictConfig, data: DictConfig | None = None) -> dict:
-    """The data the pictures came from (``data``, else ``cfg.data``): its whole config
-    (resolved), to make them again."""
-    data = cfg.data if data is None else data
-    return {"data": data.get("_target_"), "data_path": data.get("path") or data.get("root"),
-            "data_config": OmegaConf.to_container(data, resolve=True)}
-
-
 def _grid(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
     check_level_temperatures(model, settings.level_temperatures)
     with autocast:
@@ -152,7 +145,7 @@ def _interpolate(cfg, settings: Settings, model, meta: dict, health: dict, autoc
                  endpoint_frames=list(range(0, frames.shape[1], settings.steps - 1)))
     if settings.endpoints == "data" or any(isinstance(e, int) for row in settings.pairs
                                            for e in row):
-        extra.update(_data_record(cfg))
+        extra.update(data_record(cfg))
     return pictures, extra, None
 
 
@@ -163,7 +156,7 @@ def _reconstruct(cfg, settings: Settings, model, meta: dict, health: dict, autoc
     error = (recon - x).abs().flatten(1).amax(1)
     extra = dict(max_abs_error=error.max().item(), max_abs_error_per_image=error.tolist())
     if not settings.images:
-        extra.update(_data_record(cfg))
+        extra.update(data_record(cfg))
     print(f"reconstruction error (max abs, model space): {error.max().item():.3g}")
     recon = _to_pixels(recon, n_bits, f"reconstruction-{stem}", health)
     originals = postprocess(x, n_bits).expand(-1, recon.shape[1], -1, -1)
@@ -182,7 +175,7 @@ def _manipulate(cfg, settings: Settings, model, meta: dict, health: dict, autoca
         settings.progress)
     edits = manipulate(model, pixels, direction, settings.alphas, n_bits, settings.batch_size,
                        settings.progress)
-    extra = dict(_data_record(cfg), images_with_attribute=n_with,
+    extra = dict(data_record(cfg), images_with_attribute=n_with,
                  images_without_attribute=n_without,
                  direction_norm_per_level=[d.norm().item() for d in direction],
                  conditional_decoded_unconditionally=bool(getattr(model, "num_classes", 0)))
@@ -210,7 +203,7 @@ def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast
                          f"(broken weights, or data unlike its training data); nothing was "
                          f"written")
     print(f"bpd: {bpd:.6f} ({n_images} validation images, {noise})")
-    source = {**_data_record(cfg, data), "data_from": data_from}  # checkpoint | config
+    source = {**data_record(cfg, data), "data_from": data_from}  # checkpoint | config
     results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
                "noise_seed": settings.noise_seed, "batch_size": settings.batch_size,
                "limit_batches": settings.limit_batches, "ckpt": str(settings.ckpt),
@@ -222,7 +215,7 @@ def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast
 
 #: mode -> (cfg, settings, model, meta, health, autocast) -> (pictures, extra record, results)
 MODES = {"grid": _grid, "interpolate": _interpolate, "reconstruct": _reconstruct,
-         "manipulate": _manipulate, "evaluate": _evaluate}
+         "manipulate": _manipulate, "evaluate": _evaluate, "fid": fid_mode}
 
 
 def _save(pictures: dict, out: Path, settings: Settings) -> list[Path]:

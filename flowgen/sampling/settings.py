@@ -19,7 +19,9 @@ from flowgen.models.flow_model import check_sampling_args
 from flowgen.sampling.endpoints import endpoint_settings
 from flowgen.sampling.limits import check_counts
 
-MODES = ("grid", "interpolate", "reconstruct", "manipulate", "evaluate")
+MODES = ("grid", "interpolate", "reconstruct", "manipulate", "evaluate", "fid")
+#: mode=fid: torchvision's Inception-v3 (weights from a local file) or a small fixed stand-in
+FID_FEATURES = ("inception", "standin")
 LAYOUTS = ("files", "rows")
 #: Settings every mode records; the others only where their mode uses them (see ``to_json``).
 COMMON_KEYS = ("ckpt", "mode", "seed", "device", "batch_size", "out")
@@ -30,6 +32,8 @@ MODE_KEYS = {
     "reconstruct": ("indices", "images"),
     "manipulate": ("indices", "images", "attribute", "alphas", "max_images"),
     "evaluate": ("limit_batches", "noise_seed"),
+    "fid": ("temperatures", "n", "label", "level_temperatures", "fid_features",
+            "inception_weights"),
 }
 METHODS = ("linear", "slerp")
 #: Decoding precision: bf16 runs the coupling networks under bf16 autocast (the flow itself
@@ -68,6 +72,8 @@ class Settings:
     max_images: int = 1000  # manipulate: validation images averaged for the direction
     limit_batches: int | None = None  # evaluate: only the first batches (None: the whole split)
     noise_seed: int | None = None  # evaluate: the fixed noise of a run with val_noise_seed
+    fid_features: str = "inception"  # fid: the feature extractor (FID_FEATURES)
+    inception_weights: str | None = None  # fid: torchvision's Inception-v3 weights file
     progress: bool = True  # progress bars (stderr) for runs of more than one batch
     ema: bool | None = None  # True: EMA weights, False: trained ones, None: EMA if any
     precision: str = "fp32"  # grid/interpolate: fp32 | bf16 (coupling networks in bf16)
@@ -143,7 +149,7 @@ def parse_settings(cfg: DictConfig) -> Settings:
         raise ValueError("temperature is an empty list: give a number or a list of numbers")
     n = cfg.get("n")
     for t in temps:  # the model's own checks, with n only where it is used
-        check_sampling_args(n if mode == "grid" else 2, t)
+        check_sampling_args(n if mode in ("grid", "fid") else 2, t)
     layout = _choice(cfg, "layout", LAYOUTS)
     nrow = check("nrow", cfg.get("nrow"), nullable(Int(1)), "null: ceil(sqrt(n))")
     if mode == "grid" and layout == "rows":
@@ -209,9 +215,18 @@ def _mode_options(cfg: DictConfig, mode: str) -> dict:
     if precision != "fp32" and mode not in ("grid", "interpolate"):
         raise ValueError(f"precision={precision} is for pictures (mode=grid|interpolate); "
                          f"mode={mode} needs exact float32 encoding: use precision=fp32")
+    fid_features = _choice(cfg, "fid_features", FID_FEATURES) if "fid_features" in cfg \
+        else "inception"
+    weights = cfg.get("inception_weights")
+    if mode == "fid" and fid_features == "inception" and not weights:
+        raise ValueError("mode=fid needs Inception-v3 weights from a local file (no download at "
+                         "run time): inception_weights=<path to torchvision's "
+                         "inception_v3_google-0cc3c7bd.pth>, or fid_features=standin")
     return dict(seed=seed, level_temperatures=level_temperatures, attribute=attribute,
                 limit_batches=limit_batches, noise_seed=noise_seed, progress=progress,
-                ema=None if ema == "auto" else ema, precision=precision)
+                ema=None if ema == "auto" else ema, precision=precision,
+                fid_features=fid_features,
+                inception_weights=str(weights) if weights else None)
 
 
 def output_dir(settings: Settings, root_dir: str | Path) -> Path:

@@ -92,3 +92,11 @@ def evaluation_data(cfg: DictConfig, meta: dict, path: Path | str) -> tuple[Dict
                              f"it): pass data=<config> with data_from=auto")
         return cfg.data, "config"
     return OmegaConf.create(data), "checkpoint"
+
+
+def data_record(cfg: DictConfig, data: DictConfig | None = None) -> dict:
+    """The data the pictures came from (``data``, else ``cfg.data``): its whole config
+    (resolved), to make them again."""
+    data = cfg.data if data is None else data
+    return {"data": data.get("_target_"), "data_path": data.get("path") or data.get("root"),
+            "data_config": OmegaConf.to_container(data, resolve=True)}

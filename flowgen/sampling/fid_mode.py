@@ -1,0 +1,58 @@
+"""``sample.py mode=fid``: the Fréchet distance between ``n`` samples per temperature and ``n``
+images of the data the model was trained on (or ``data=...``), -> ``evaluation.json``."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+from flowgen.diagnostics import display_pixels
+from flowgen.objectives.fid import InceptionFeatures, StandInFeatures, frechet_distance
+from flowgen.sampling.grid import sample_images
+from flowgen.sampling.interpolate import check_data_shape, load_val_set
+from flowgen.sampling.settings import Settings, temperature_tag
+from flowgen.sampling.trained_data import data_record, evaluation_data
+
+
+def _real_batches(val_set, n: int, batch_size: int):
+    """The first ``n`` validation images as uint8 batches ``[B, C, H, W]``."""
+    for start in range(0, n, batch_size):
+        yield torch.stack([torch.as_tensor(val_set[i][0])
+                           for i in range(start, min(start + batch_size, n))])
+
+
+def _fake_pixels(model, settings: Settings, temperature: float, n_bits: int) -> torch.Tensor:
+    images = sample_images(model, settings.n, temperature, settings.seed, settings.batch_size,
+                           settings.label, settings.level_temperatures, settings.progress)
+    pixels, health = display_pixels(images, n_bits)
+    if health.nonfinite:  # a red tile is a picture, not a sample: FID of it means nothing
+        raise ValueError(f"{health.nonfinite} of {settings.n} samples at temperature "
+                         f"{temperature} are non-finite: FID is undefined; lower the temperature")
+    return (pixels * 255).round().to(torch.uint8)
+
+
+def fid_mode(cfg: DictConfig, settings: Settings, model, meta: dict, health: dict,
+             autocast) -> tuple:
+    """FID of each temperature's samples against the data: ``({}, record, results)``."""
+    data, data_from = evaluation_data(cfg, meta, settings.ckpt)
+    val_set = load_val_set(data)
+    check_data_shape(val_set, model.in_shape)
+    n_real = min(settings.n, len(val_set))
+    features = (StandInFeatures() if settings.fid_features == "standin"
+                else InceptionFeatures(settings.inception_weights or "<unset>"))
+    scores = {}
+    with autocast:
+        for t in settings.temperatures:
+            fake = _fake_pixels(model, settings, t, meta["n_bits"])
+            scores[temperature_tag(t)] = frechet_distance(
+                _real_batches(val_set, n_real, settings.batch_size),
+                fake.split(settings.batch_size), features)
+            print(f"fid {temperature_tag(t)}: {scores[temperature_tag(t)]:.4f} "
+                  f"({settings.n} samples, {n_real} data images, {settings.fid_features})")
+    source = {**data_record(cfg, data), "data_from": data_from}
+    results = {"fid": scores, "n": settings.n, "n_real": n_real,
+               "features": settings.fid_features, "inception_weights":
+               settings.inception_weights, "seed": settings.seed, "ckpt": str(settings.ckpt),
+               "ema": meta["ema"], **source}
+    return {}, source, results
+
