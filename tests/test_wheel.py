@@ -29,6 +29,7 @@ def test_the_package_list_is_every_package():
     assert listed == found | {"flowgen.configs", "flowgen.embedded"}
 
 
+@pytest.mark.slow  # ~50 s: make test-slow (the default run stays well under CI's 15 minutes)
 @pytest.mark.timeout(900)
 def test_the_wheel_trains_and_samples_from_an_empty_folder(tmp_path: Path):
     dist, env_dir, work = tmp_path / "dist", tmp_path / "venv", tmp_path / "work"

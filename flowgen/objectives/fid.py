@@ -23,7 +23,7 @@ class InceptionFeatures(nn.Module):
     """uint8 images ``[N, 3, H, W]`` -> the 2048 pool features of torchvision's Inception-v3,
     its weights read from ``weights`` (a state dict saved by torch, loaded with
     ``weights_only=True``): e.g. ``inception_v3_google-0cc3c7bd.pth`` from torchvision's model
-    zoo, downloaded once by hand (``fid.inception_weights=<path>``)."""
+    zoo, downloaded once by hand (``sample.py mode=fid inception_weights=<path>``)."""
 
     num_features = 2048
 
@@ -36,7 +36,7 @@ class InceptionFeatures(nn.Module):
             raise FileNotFoundError(
                 f"Inception weights not found: {path}. FID needs them locally (no download at "
                 f"run time): put torchvision's inception_v3_google-0cc3c7bd.pth there, or give "
-                f"fid.inception_weights=<path>")
+                f"inception_weights=<path>")
         net = Inception3(aux_logits=False, init_weights=False)
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}

@@ -48,7 +48,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         frechet_distance([torch.zeros(4, 1, 8, 8)], [torch.zeros(4, 1, 8, 8)], StandInFeatures())
     with pytest.raises(ValueError, match="at least 2 real"):
         frechet_distance([digits(1, 0)], [digits(4, 0)], StandInFeatures())
-    with pytest.raises(FileNotFoundError, match="fid.inception_weights"):
+    with pytest.raises(FileNotFoundError, match="inception_weights=<path>"):
         InceptionFeatures(tmp_path / "missing.pth")
 
 
