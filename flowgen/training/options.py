@@ -72,6 +72,8 @@ OPTIONS: dict[str, tuple[object, str]] = {
     "channels_last": (Bool(), ""),
     "compile": (Bool(), ""),
     "memory": (Choice(MEMORY_MODES), "what training keeps for backward"),
+    "progress_every_n_steps": (Int(1), "steps per progress line when stdout is no terminal"),
+    "trainer.enable_progress_bar": (Bool(), ""),
     # task (configs/task/): the objective, its metric and the monitored key
     "task.objective": (_Node(), "choose a task: task=image_density or task=density"),
     "task.metric": (Text(), "the objective's metric, e.g. bpd or nll"),

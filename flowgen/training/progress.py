@@ -70,9 +70,10 @@ def default_progress_bar(stream: TextIO | None = None, every_n_steps: int = 100)
     return LineProgressBar(every_n_steps)
 
 
-def with_progress_bar(callbacks: list, enabled: bool | None) -> list:
-    """``callbacks`` plus :func:`default_progress_bar` unless the display is off
-    (``trainer.enable_progress_bar=false``) or one is already given."""
+def with_progress_bar(callbacks: list, enabled: bool | None, every_n_steps: int = 100) -> list:
+    """``callbacks`` plus :func:`default_progress_bar` (a line every ``every_n_steps`` steps
+    without a terminal) unless the display is off (``trainer.enable_progress_bar=false``) or
+    one is already given."""
     if enabled is False or any(isinstance(c, ProgressBar) for c in callbacks):
         return callbacks
-    return [*callbacks, default_progress_bar()]
+    return [*callbacks, default_progress_bar(every_n_steps=every_n_steps)]

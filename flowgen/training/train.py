@@ -46,7 +46,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, FlowModule, L.Trainer
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     callbacks.append(RandomState())  # not optional: without it a resumed run draws other noise
     # tqdm on a terminal, a plain line every 100 steps in a SLURM log or a pipe
-    callbacks = with_progress_bar(callbacks, cfg.trainer.get("enable_progress_bar"))
+    callbacks = with_progress_bar(callbacks, cfg.trainer.get("enable_progress_bar"),
+                                  cfg.get("progress_every_n_steps", 100))
     loggers = build_loggers(cfg)  # one W&B run, one metrics.csv across resumes
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, module, trainer

@@ -46,7 +46,7 @@ def _start(data: Path, run: Path, *extra: str) -> subprocess.Popen:
             "data.num_workers=0", "model.levels=1", "model.steps=1", "model.hidden_channels=4",
             "trainer=cpu", "trainer.max_steps=8", "trainer.val_check_interval=4",
             "trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",
-            "+trainer.enable_progress_bar=false", "logger=[wandb,csv]",
+            "trainer.enable_progress_bar=false", "logger=[wandb,csv]",
             "callbacks.sample_grid.n=4", "run_name=one-record", f"hydra.run.dir={run / 'out'}",
             f"paths.checkpoint_dir={run / 'ckpt'}",
             "+callbacks.beacon._target_=tests.training.test_resume.StepBeacon",

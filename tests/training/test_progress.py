@@ -25,6 +25,15 @@ def test_tqdm_on_a_terminal_plain_lines_elsewhere():
     assert with_progress_bar([], False) == []  # trainer.enable_progress_bar=false
 
 
+def test_the_line_interval_comes_from_the_training_config(tmp_path):
+    from flowgen.training import build
+    from tests.conftest import compose_train
+
+    _, _, trainer = build(compose_train(["progress_every_n_steps=7"], tmp_path))
+    (bar,) = [c for c in trainer.callbacks if isinstance(c, LineProgressBar)]  # pytest: no tty
+    assert bar.every_n_steps == 7
+
+
 def test_a_line_every_n_steps_and_nothing_in_between(caplog):
     trainer = L.Trainer(accelerator="cpu", max_steps=7, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
