@@ -128,6 +128,16 @@ class ResumableLoader(DataLoader):
         self.sampler.start = batches * self.batch_size
 
 
+def train_sampler(dataset: Dataset, trainer) -> _EpochOrder:
+    """The training order: shuffled by the run's seed (``seed_everything`` sets
+    ``PL_GLOBAL_SEED``), split across ranks under DDP; resumable mid-epoch."""
+    seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+    if trainer is not None and trainer.world_size > 1:
+        return SeededDistributedSampler(dataset, num_replicas=trainer.world_size,
+                                        rank=trainer.global_rank, shuffle=True, seed=seed)
+    return SeededRandomSampler(dataset, seed)
+
+
 class ImageDataModule(L.LightningDataModule):
     """Loader logic shared by all datamodules; subclasses set ``channels``, ``image_size`` and
     assign ``self.train_set`` / ``self.val_set`` (datasets of ``(uint8 [C,H,W], int)``) in
@@ -189,12 +199,7 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def _train_sampler(self, dataset: Dataset) -> _EpochOrder:
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1:
-            return SeededDistributedSampler(dataset, num_replicas=trainer.world_size,
-                                            rank=trainer.global_rank, shuffle=True, seed=seed)
-        return SeededRandomSampler(dataset, seed)
+        return train_sampler(dataset, self.trainer)
 
     def check_splits(self, num_replicas: int = 1) -> None:
         """Set up and raise ``ValueError`` when a split cannot give training or validation a

@@ -8,15 +8,13 @@ order, so a resumed run sees exactly the batches the original would have.
 
 from __future__ import annotations
 
-import os
-
 import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from flowgen.data.base import ResumableLoader, SeededDistributedSampler, SeededRandomSampler
+from flowgen.data.base import ResumableLoader, train_sampler
 from flowgen.data.toys import TOYS, mc_entropy
 
 __all__ = ["SPLITS", "ToyDataModule"]
@@ -177,11 +175,6 @@ class ToyDataModule(L.LightningDataModule):
         return ResumableLoader(dataset, batch_size=self.batch_size, drop_last=True,
                                sampler=self._train_sampler(dataset), **options)
 
-    def _train_sampler(self, dataset: Dataset) -> SeededRandomSampler | SeededDistributedSampler:
+    def _train_sampler(self, dataset: Dataset):
         # the order follows the run's seed (as for images); the points follow data.seed
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1:
-            return SeededDistributedSampler(dataset, num_replicas=trainer.world_size,
-                                            rank=trainer.global_rank, shuffle=True, seed=seed)
-        return SeededRandomSampler(dataset, seed)
+        return train_sampler(dataset, self.trainer)
