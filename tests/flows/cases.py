@@ -176,3 +176,9 @@ CASES: dict[str, Case] = {
                                                   mlp_coupling(4, 0, 8), Permutation.reverse(4),
                                                   DiagonalScaling((4,))]), vector=(4,)),
 }
+
+# Each flow family keeps its cases in its own file (one owner per file); all meet here.
+from tests.flows import cases_autoregressive, cases_spline  # noqa: E402
+
+for _family in (cases_spline, cases_autoregressive):
+    CASES.update(_family.CASES)
