@@ -1,6 +1,7 @@
 """Invertible layers: the math. Each maps data -> latent in ``forward`` (see :class:`Flow`)."""
 
 from flowgen.flows.actnorm import ActNorm
+from flowgen.flows.autoregressive import MaskedAutoregressive
 from flowgen.flows.base import Flow
 from flowgen.flows.batchnorm import BatchNormFlow
 from flowgen.flows.bijections import (
@@ -12,6 +13,8 @@ from flowgen.flows.bijections import (
 from flowgen.flows.coupling import AdditiveCoupling, AffineCoupling, Coupling
 from flowgen.flows.dense import MLP, AdditiveMLPCoupling, DiagonalScaling, mlp_coupling
 from flowgen.flows.invconv import InvertibleConv1x1, LUInvertibleConv1x1
+from flowgen.flows.inverse import InverseFlow
+from flowgen.flows.made import MADE, MaskedLinear
 from flowgen.flows.masks import ChannelMaskedCoupling, CheckerboardCoupling
 from flowgen.flows.nets import CouplingNet, ZeroConv2d
 from flowgen.flows.partitions import Alternating, BinaryMask, Checkerboard, Halves, Partition
@@ -30,3 +33,4 @@ __all__ = ["MLP", "ActNorm", "AdditiveCoupling", "AdditiveMLPCoupling", "AffineC
 __all__ += ["AdditiveBijection", "AffineBijection", "Alternating", "Bijection", "BinaryMask",
             "Checkerboard", "Coupling", "Halves", "Partition", "Permutation",
             "TanhAffineBijection", "mlp_coupling"]
+__all__ += ["MADE", "InverseFlow", "MaskedAutoregressive", "MaskedLinear"]

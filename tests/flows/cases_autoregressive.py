@@ -3,4 +3,33 @@
 
 from __future__ import annotations
 
-CASES: dict = {}
+from flowgen.flows import (
+    AffineBijection,
+    InverseFlow,
+    LUInvertibleConv1x1,
+    MaskedAutoregressive,
+    TanhAffineBijection,
+)
+from tests.flows.cases import Case, context, labels
+
+
+def maf(features: int, bijection=TanhAffineBijection, **options) -> MaskedAutoregressive:
+    return MaskedAutoregressive.build(features, bijection, hidden_features=8, **options)
+
+
+CASES: dict = {
+    "maf_affine": Case(lambda: maf(4), vector=(4,)),
+    "maf_glow_affine_random_order_residual": Case(
+        lambda: maf(5, AffineBijection("bounded"), residual=True, order="random", seed=3),
+        vector=(5,)),
+    "maf_three_hidden_layers_reversed": Case(
+        lambda: maf(3, hidden_layers=3, order=[2, 1, 0]), vector=(3,)),
+    "maf_context": Case(lambda: maf(4, context_features=2), vector=(4,), cond=context(2)),
+    "maf_labels_residual": Case(lambda: maf(3, residual=True, context_features=2,
+                                            num_classes=3), vector=(3,), cond=labels(3)),
+    "iaf_affine": Case(lambda: InverseFlow(maf(4, order="random", seed=1)), vector=(4,)),
+    "iaf_labels": Case(lambda: InverseFlow(maf(3, context_features=2, num_classes=3)),
+                       vector=(3,), cond=labels(3)),
+    "inverse_conv1x1_lu": Case(lambda: InverseFlow(LUInvertibleConv1x1(3)), image=(3, 2, 2),
+                               vector=(3,)),
+}
