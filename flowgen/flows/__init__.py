@@ -22,6 +22,7 @@ from flowgen.flows.permutation import Permutation
 from flowgen.flows.prior import LearnedPrior
 from flowgen.flows.resnet import ResNet
 from flowgen.flows.sequence import FlowSequence, set_memory
+from flowgen.flows.spline import RationalQuadraticSpline
 from flowgen.flows.split import Split
 from flowgen.flows.squeeze import Squeeze
 
@@ -33,4 +34,5 @@ __all__ = ["MLP", "ActNorm", "AdditiveCoupling", "AdditiveMLPCoupling", "AffineC
 __all__ += ["AdditiveBijection", "AffineBijection", "Alternating", "Bijection", "BinaryMask",
             "Checkerboard", "Coupling", "Halves", "Partition", "Permutation",
             "TanhAffineBijection", "mlp_coupling"]
+__all__ += ["RationalQuadraticSpline"]
 __all__ += ["MADE", "InverseFlow", "MaskedAutoregressive", "MaskedLinear"]
