@@ -2,10 +2,11 @@
 weights, the conditioner of the autoregressive flows (:mod:`.autoregressive`).
 
 Every unit carries a degree: input ``i`` the position ``1..D`` of entry ``i`` in the order, a
-hidden unit a degree in ``1..D-1``. A weight survives its mask when it connects a unit to one of
-degree at least as high (hidden layers) or strictly higher (the output), so output ``j`` of
-entry ``i`` depends only on the entries earlier than ``i`` in the order: the Jacobian of the
-outputs with respect to the inputs, permuted by the order, is strictly lower-triangular.
+hidden unit a degree in ``1..D-1`` (``0..D-1`` with a context). A weight survives its mask when
+it connects a unit to one of degree at least as high (hidden layers) or strictly higher (the
+output), so output ``j`` of entry ``i`` depends only on the entries earlier than ``i`` in the
+order: the Jacobian of the outputs with respect to the inputs, permuted by the order, is
+strictly lower-triangular.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ def input_degrees(features: int, order: str | Sequence[int] = "natural", seed: i
     return degrees
 
 
-def hidden_degrees(units: int, features: int) -> Tensor:
+def hidden_degrees(units: int, features: int, context: bool = False) -> Tensor:
     """Degrees ``[units]`` cycling through ``1..D-1`` (every degree as often as the width
-    allows, so no input loses its path to the outputs; ``0`` for ``D = 1``)."""
-    return torch.arange(units) % max(1, features - 1) + min(1, features - 1)
+    allows, so no input loses its path to the outputs), from ``0`` with a ``context``: units
+    seeing the context and no input, the only path by which it reaches the first entry's
+    parameters."""
+    low = 0 if context else min(1, features - 1)
+    return low + torch.arange(units) % max(1, features - low)
 
 
 class MaskedLinear(nn.Linear):
@@ -111,7 +115,7 @@ class MADE(nn.Module):
             raise ValueError("embedding labels needs context_features > 0 (the embedding's size)")
         self.features, self.params_per_entry = features, params_per_entry
         self.register_buffer("input_degrees", input_degrees(features, order, seed))
-        hidden = hidden_degrees(hidden_features, features)
+        hidden = hidden_degrees(hidden_features, features, context_features > 0)
         self.first = MaskedLinear(self.input_degrees, hidden)
         self.context_features = context_features
         self.context_layer = nn.Linear(context_features, hidden_features) \
