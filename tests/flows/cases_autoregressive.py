@@ -8,6 +8,7 @@ from flowgen.flows import (
     InverseFlow,
     LUInvertibleConv1x1,
     MaskedAutoregressive,
+    RationalQuadraticSpline,
     TanhAffineBijection,
 )
 from tests.flows.cases import Case, context, labels
@@ -27,6 +28,14 @@ CASES: dict = {
     "maf_context": Case(lambda: maf(4, context_features=2), vector=(4,), cond=context(2)),
     "maf_labels_residual": Case(lambda: maf(3, residual=True, context_features=2,
                                             num_classes=3), vector=(3,), cond=labels(3)),
+    "maf_spline": Case(lambda: maf(4, RationalQuadraticSpline(bins=3, tail_bound=1.5)),
+                       vector=(4,)),
+    "maf_spline_residual_context": Case(
+        lambda: maf(3, RationalQuadraticSpline(bins=4, tail_bound=1.0), residual=True,
+                    context_features=2), vector=(3,), cond=context(2)),
+    "iaf_spline_random_order": Case(
+        lambda: InverseFlow(maf(4, RationalQuadraticSpline(bins=3, tail_bound=1.5),
+                                order="random", seed=5)), vector=(4,)),
     "iaf_affine": Case(lambda: InverseFlow(maf(4, order="random", seed=1)), vector=(4,)),
     "iaf_labels": Case(lambda: InverseFlow(maf(3, context_features=2, num_classes=3)),
                        vector=(3,), cond=labels(3)),
