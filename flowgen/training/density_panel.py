@@ -28,7 +28,8 @@ class DensityPanel(L.Callback):
     every time, so successive pictures differ by the model alone.
 
     The model needs ``sample(n, temperature=1.0, cond=None, generator=...) -> [n, 2]`` and
-    ``log_prob(x [N, 2]) -> [N]``; the datamodule ``points(split, n) -> [n, 2]``.
+    ``log_prob(x [N, 2]) -> [N]``; the datamodule ``points(split, n) -> [n, 2]``. A model whose
+    ``event_shape`` is not ``(2,)`` (vectors of other sizes) gets no picture.
     """
 
     def __init__(self, dirpath: str | None = None, n_samples: int = 20_000,
@@ -42,6 +43,13 @@ class DensityPanel(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
+            return
+        shape = tuple(getattr(pl_module.model, "event_shape", (2,)))
+        if shape != (2,):  # a picture of the plane: other data (data=npz_vectors, D=5) has none
+            if not self._validations:
+                log.info("density panel skipped: the data's samples have shape %s, not (2,)",
+                         list(shape))
+            self._validations += 1
             return
         self._validations += 1
         if (self._validations - 1) % self.every:

@@ -25,8 +25,9 @@ EXPECTED = {  # name: (channels, image_size, hflip)
 def test_every_data_config_is_covered():
     from flowgen.data.toys import TOYS  # the vector toys: tests/data/test_toys.py covers them
 
+    # npz_vectors: tests/data/test_npz_vectors.py
     assert sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml")) == sorted(
-        [*EXPECTED, *TOYS])
+        [*EXPECTED, *TOYS, "npz_vectors"])
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

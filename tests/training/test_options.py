@@ -39,8 +39,9 @@ def bad(tmp_path, *overrides: str, shrink_model: bool = True) -> str:
 
 
 @pytest.mark.parametrize("override", [
-    *(f"data={o}" for o in options_of("data") if o not in ("imagefolder", "npz")),
+    *(f"data={o}" for o in options_of("data") if o not in ("imagefolder", "npz", "npz_vectors")),
     "data=imagefolder data.root=/some/images", "data=npz data.path=/some/file.npz",
+    "data=npz_vectors data.path=/some/file.npz",
     *(f"optim={o}" for o in options_of("optim")),
     *(f"trainer={o}" for o in options_of("trainer") if o in ("default", "cpu", "ddp_cpu")),
     *(f"experiment={o}" for o in options_of("experiment")),
