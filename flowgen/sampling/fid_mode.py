@@ -11,7 +11,7 @@ from flowgen.objectives.fid import InceptionFeatures, StandInFeatures, frechet_d
 from flowgen.sampling.grid import sample_images
 from flowgen.sampling.interpolate import check_data_shape, load_val_set
 from flowgen.sampling.settings import Settings, temperature_tag
-from flowgen.sampling.trained_data import data_record, evaluation_data
+from flowgen.sampling.trained_data import data_record
 
 
 def _real_batches(val_set, n: int, batch_size: int):
@@ -33,9 +33,9 @@ def _fake_pixels(model, settings: Settings, temperature: float, n_bits: int) -> 
 
 def fid_mode(cfg: DictConfig, settings: Settings, model, meta: dict, health: dict,
              autocast) -> tuple:
-    """FID of each temperature's samples against the data: ``({}, record, results)``."""
-    data, data_from = evaluation_data(cfg, meta, settings.ckpt)
-    val_set = load_val_set(data)
+    """FID of each temperature's samples against the data (``cfg.data``, chosen by
+    :func:`~flowgen.sampling.trained_data.with_trained_data`): ``({}, record, results)``."""
+    val_set = load_val_set(cfg.data)
     check_data_shape(val_set, model.in_shape)
     n_real = min(settings.n, len(val_set))
     features = (StandInFeatures() if settings.fid_features == "standin"
@@ -49,7 +49,7 @@ def fid_mode(cfg: DictConfig, settings: Settings, model, meta: dict, health: dic
                 fake.split(settings.batch_size), features)
             print(f"fid {temperature_tag(t)}: {scores[temperature_tag(t)]:.4f} "
                   f"({settings.n} samples, {n_real} data images, {settings.fid_features})")
-    source = {**data_record(cfg, data), "data_from": data_from}
+    source = data_record(cfg)
     results = {"fid": scores, "n": settings.n, "n_real": n_real,
                "features": settings.fid_features, "inception_weights":
                settings.inception_weights, "seed": settings.seed, "ckpt": str(settings.ckpt),

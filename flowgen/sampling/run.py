@@ -41,7 +41,7 @@ from flowgen.sampling.interpolate import (
 )
 from flowgen.sampling.limits import check_memory
 from flowgen.sampling.settings import Settings, output_dir, parse_settings, temperature_tag
-from flowgen.sampling.trained_data import data_record, evaluation_data
+from flowgen.sampling.trained_data import data_record, with_trained_data
 
 
 def load_checkpoint(settings: Settings) -> tuple[FlowModel, dict]:
@@ -188,9 +188,7 @@ def _manipulate(cfg, settings: Settings, model, meta: dict, health: dict, autoca
 
 
 def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast) -> tuple:
-    # the data the model was trained on (its record), unless the command line names other data
-    data, data_from = evaluation_data(cfg, meta, settings.ckpt)
-    val_set = load_val_set(data)
+    val_set = load_val_set(cfg.data)
     check_data_shape(val_set, model.in_shape)
     bpd, n_images = evaluate_bpd(model, meta["n_bits"], val_set, settings.batch_size,
                                  settings.seed, settings.limit_batches, settings.progress,
@@ -203,7 +201,7 @@ def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast
                          f"(broken weights, or data unlike its training data); nothing was "
                          f"written")
     print(f"bpd: {bpd:.6f} ({n_images} validation images, {noise})")
-    source = {**data_record(cfg, data), "data_from": data_from}  # checkpoint | config
+    source = data_record(cfg)  # checkpoint | config
     results = {"bpd": bpd, "n_images": n_images, "seed": settings.seed,
                "noise_seed": settings.noise_seed, "batch_size": settings.batch_size,
                "limit_batches": settings.limit_batches, "ckpt": str(settings.ckpt),
@@ -213,7 +211,20 @@ def _evaluate(cfg, settings: Settings, model, meta: dict, health: dict, autocast
     return {}, source, results
 
 
-#: mode -> (cfg, settings, model, meta, health, autocast) -> (pictures, extra record, results)
+def reads_data(settings: Settings) -> bool:
+    """Whether the mode reads images of a dataset (then they come from the data the model was
+    trained on, unless the command line names other data: see ``data_from``)."""
+    if settings.mode == "interpolate":
+        return settings.endpoints == "data" or any(isinstance(e, int) for row in settings.pairs
+                                                   for e in row)
+    if settings.mode == "reconstruct":
+        return not settings.images
+    return settings.mode in ("manipulate", "evaluate", "fid")
+
+
+#: mode -> (cfg, settings, model, meta, health, autocast) -> (pictures, extra record, results);
+#: a mode that :func:`reads_data` finds its data in ``cfg.data`` and its origin in
+#: ``cfg.data_from``
 MODES = {"grid": _grid, "interpolate": _interpolate, "reconstruct": _reconstruct,
          "manipulate": _manipulate, "evaluate": _evaluate, "fid": fid_mode}
 
@@ -243,6 +254,8 @@ def run(cfg: DictConfig) -> list[Path]:
     # precision=bf16: the coupling networks decode in bf16, the flow itself stays float32.
     autocast = torch.autocast(settings.device.type, dtype=torch.bfloat16,
                               enabled=settings.precision == "bf16")
+    if reads_data(settings):  # the data the model was trained on, unless told otherwise
+        cfg = with_trained_data(cfg, meta, settings.ckpt)
     pictures, extra, results = MODES[settings.mode](cfg, settings, model, meta, health, autocast)
     if health:
         extra.update(_report_health(health))

@@ -1,4 +1,5 @@
-"""The data a checkpoint was trained on, read back from its record for ``mode=evaluate``.
+"""The data a checkpoint was trained on, read back from its record for every ``sample.py`` mode
+that reads data (evaluate, fid, reconstruct, manipulate, interpolate from data).
 
 ``train.py`` records the resolved training config in the checkpoint (plain data, read with
 ``weights_only=True``: see :func:`flowgen.training.resume_checks.training_record`). The file may
@@ -13,7 +14,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from flowgen.config import CONFIG_DIR
 
@@ -77,9 +78,9 @@ def recorded_data(meta: dict, path: Path | str) -> dict | None:
 
 
 def evaluation_data(cfg: DictConfig, meta: dict, path: Path | str) -> tuple[DictConfig, str]:
-    """The data node ``mode=evaluate`` reads and where it came from (``checkpoint`` or
-    ``config``): the data the model was trained on, unless ``data_from=config`` or the command
-    line names the data (``data=...``, ``data.root=...``), or the checkpoint has no record."""
+    """The data node a mode reads and where it came from (``checkpoint`` or ``config``): the
+    data the model was trained on, unless ``data_from=config`` or the command line names the
+    data (``data=...``, ``data.root=...``), or the checkpoint has no record."""
     choice = cfg.get("data_from", "auto")
     if choice not in DATA_FROM:
         raise ValueError(f"data_from must be one of {'|'.join(DATA_FROM)}, got {choice!r}")
@@ -96,7 +97,20 @@ def evaluation_data(cfg: DictConfig, meta: dict, path: Path | str) -> tuple[Dict
 
 def data_record(cfg: DictConfig, data: DictConfig | None = None) -> dict:
     """The data the pictures came from (``data``, else ``cfg.data``): its whole config
-    (resolved), to make them again."""
+    (resolved), to make them again, and ``data_from`` once :func:`with_trained_data` chose it."""
     data = cfg.data if data is None else data
-    return {"data": data.get("_target_"), "data_path": data.get("path") or data.get("root"),
-            "data_config": OmegaConf.to_container(data, resolve=True)}
+    record = {"data": data.get("_target_"), "data_path": data.get("path") or data.get("root"),
+              "data_config": OmegaConf.to_container(data, resolve=True)}
+    if cfg.get("data_from") in ("checkpoint", "config"):
+        record["data_from"] = cfg.data_from
+    return record
+
+
+def with_trained_data(cfg: DictConfig, meta: dict, path: Path | str) -> DictConfig:
+    """A copy of ``cfg`` whose ``data`` is :func:`evaluation_data`'s choice and whose
+    ``data_from`` says where it came from (``checkpoint`` or ``config``)."""
+    data, data_from = evaluation_data(cfg, meta, path)
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.data, cfg.data_from = data, data_from
+    return cfg

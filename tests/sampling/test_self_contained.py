@@ -81,6 +81,24 @@ def test_evaluate_without_data_uses_the_training_data(cifar_ckpt, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+@pytest.mark.parametrize("mode", [
+    ["mode=reconstruct", "indices=[0,1]"],
+    ["mode=interpolate", "endpoints=data", "indices=[0,1]", "steps=3"],
+    ["mode=interpolate", "endpoints=pairs", "pairs=[[0,1]]", "steps=3"],
+])
+def test_every_mode_that_reads_images_uses_the_training_data(cifar_ckpt, tmp_path, mode):
+    """Not only evaluate: reconstructions and interpolations from data indices take the images
+    of the data the model was trained on (sample.py's own data, 1x32x32, would be refused by
+    shape), and say so in settings.json."""
+    path, root = cifar_ckpt
+    written = run(compose([f"ckpt={path}", *mode, "progress=false", f"out={tmp_path / 'o'}"]))
+    settings = json.loads(written[-1].read_text())
+    assert settings["data"] == "flowgen.data.datamodules.CIFAR10DataModule"
+    assert settings["data_path"] == str(root) and settings["data_from"] == "checkpoint"
+    with pytest.raises(ValueError, match=r"the data's images are \[1, 32, 32\]"):
+        run(compose([f"ckpt={path}", *mode, "data_from=config", f"out={tmp_path / 'c'}"]))
+
+
 def test_command_line_data_wins():
     assert names_data(["mode=evaluate", "data=cifar10"])
     assert names_data(["data.root=/x"]) and names_data(["+data.foo=1"])
