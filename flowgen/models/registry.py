@@ -5,11 +5,12 @@ from __future__ import annotations
 from flowgen.models.coupling_mlp import CouplingMLP
 from flowgen.models.flow_model import FlowModel
 from flowgen.models.glow import Glow
+from flowgen.models.maf import IAF, MAF
 from flowgen.models.nice import NICE
 from flowgen.models.realnvp import RealNVP
 
 MODELS: dict[str, type[FlowModel]] = {"glow": Glow, "realnvp": RealNVP, "nice": NICE,
-                                      "coupling_mlp": CouplingMLP}
+                                      "coupling_mlp": CouplingMLP, "maf": MAF, "iaf": IAF}
 
 
 def _scalar(value) -> bool:
