@@ -42,16 +42,16 @@ from flowgen.sampling.interpolate import (
 from flowgen.sampling.limits import check_memory
 from flowgen.sampling.settings import Settings, output_dir, parse_settings, temperature_tag
 from flowgen.sampling.trained_data import data_record, with_trained_data
+from flowgen.sampling.vectors import is_vector_model, run_vectors
 
 
 def load_checkpoint(settings: Settings) -> tuple[FlowModel, dict]:
     """The model (flowgen's one checkpoint reader: the same messages as ``train.py``) and its
-    record; then the memory caps for its image shape, before anything is decoded."""
+    record; then, for an image model, the memory caps for its image shape, before anything is
+    decoded (a vector model's checks are :mod:`flowgen.sampling.vectors`')."""
     model, meta = load_model(settings.ckpt, map_location=settings.device, ema=settings.ema)
-    if len(model.event_shape) != 3:
-        raise ValueError(f"{settings.ckpt} holds a vector model ({meta['arch']}, samples of shape "
-                         f"{model.event_shape}): sample.py writes images; sample it from Python "
-                         f"(flowgen.models.load_model(path)[0].sample(n)) until vector modes land")
+    if is_vector_model(model):
+        return model, meta
     if not isinstance(meta.get("n_bits"), int) or not 1 <= meta["n_bits"] <= 8:
         raise ValueError(f"{settings.ckpt}: the flowgen record has no valid n_bits ({meta})")
     check_memory(settings, model.in_shape)
@@ -249,6 +249,8 @@ def run(cfg: DictConfig) -> list[Path]:
     when a check fails."""
     settings = parse_settings(cfg)
     model, meta = load_checkpoint(settings)
+    if is_vector_model(model):  # samples as .npz, the 2-D density picture, the test NLL
+        return run_vectors(cfg, settings, model, meta)
     check_label(model, settings.label)
     health: dict[str, SampleHealth] = {}  # picture stem -> its broken samples
     # precision=bf16: the coupling networks decode in bf16, the flow itself stays float32.
