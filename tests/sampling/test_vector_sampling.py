@@ -15,6 +15,7 @@ from PIL import Image
 from flowgen.config import CONFIG_DIR
 from flowgen.data.npz_vectors import CHECKPOINT_KEY
 from flowgen.models import load_model
+from flowgen.plots import density_panel
 from flowgen.sampling import vectors
 from flowgen.sampling.grid import sample_images
 from flowgen.sampling.run import run
@@ -27,14 +28,17 @@ TINY = ["model=coupling_mlp", "model.couplings=2", "model.hidden_features=8",
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
-    """name -> (last.ckpt, train()'s metrics) of a few steps on two moons and on a 3-D table."""
+    """name -> (last.ckpt, train()'s metrics) of a few steps on two moons, a 3-D table and a
+    2-D one."""
     from flowgen.training import train
 
     tmp = tmp_path_factory.mktemp("vector_runs")
     x = (MEAN + STD * np.random.default_rng(0).normal(size=(600, 3))).astype(np.float32)
     np.savez(tmp / "table.npz", x_train=x[:500], x_test=x[500:])
+    np.savez(tmp / "plane.npz", x_train=x[:500, 1:], x_test=x[500:, 1:])
     data = {"moons": ["data=two_moons", "data.n_train=512", "data.n_val=64", "data.n_test=256"],
-            "table": ["data=npz_vectors", f"data.path={tmp / 'table.npz'}"]}
+            "table": ["data=npz_vectors", f"data.path={tmp / 'table.npz'}"],
+            "plane": ["data=npz_vectors", f"data.path={tmp / 'plane.npz'}"]}
     out = {}
     for name, overrides in data.items():
         metrics = train(compose_train([*overrides, *TINY], tmp / name, shrink_model=False))
@@ -91,6 +95,30 @@ def test_table_samples_are_in_data_units(runs, tmp_path):
     # a few steps from the identity: about N(mean, std^2) in the data's units, not N(0, 1)
     assert np.allclose(x.mean(0), MEAN, atol=0.5 * STD.max()) and np.allclose(x.std(0), STD,
                                                                                rtol=0.3)
+
+
+def test_standardised_2d_picture_is_drawn_in_data_units(runs, tmp_path, monkeypatch):
+    """The picture's data are the training rows as stored, and its density is one in the data's
+    units: it integrates to 1 over them (the model, a few steps from the identity, is about
+    N(mean, std^2); a density of the standardised space would integrate to prod(std) = 8)."""
+    drawn = {}
+
+    def spy(data, log_prob, samples, **kwargs):
+        drawn.update(data=data, log_prob=log_prob)
+        return density_panel(data, log_prob, samples, **kwargs)
+
+    monkeypatch.setattr(vectors, "density_panel", spy)
+    written = run(compose([f"ckpt={runs['plane'][0]}", "n=50", f"out={tmp_path}"]))
+    assert "density-T0.70.png" in [p.name for p in written]
+    with np.load(Path(runs["plane"][1]["last_checkpoint"]).parents[2] / "plane.npz") as f:
+        rows = f["x_train"]
+    assert {tuple(r) for r in drawn["data"].numpy()} <= {tuple(r) for r in rows}
+    lo, hi, h = MEAN[1:] - 6 * STD[1:], MEAN[1:] + 6 * STD[1:], STD[1:] / 20
+    axes = [torch.arange(a + s / 2, b, s, dtype=torch.float64)
+            for a, b, s in zip(lo, hi, h, strict=True)]
+    grid = torch.cartesian_prod(*axes).float()
+    mass = drawn["log_prob"](grid).exp().sum().item() * h.prod()
+    assert mass == pytest.approx(1, abs=0.05)
 
 
 @pytest.mark.parametrize("name", ["moons", "table"])
