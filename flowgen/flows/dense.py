@@ -15,6 +15,7 @@ from flowgen.flows.bijections import AdditiveBijection, TanhAffineBijection
 from flowgen.flows.coupling import Coupling
 from flowgen.flows.nets import with_context
 from flowgen.flows.partitions import Alternating, Halves
+from flowgen.flows.spline import RationalQuadraticSpline
 
 
 class MLP(nn.Sequential):
@@ -71,23 +72,26 @@ class AdditiveMLPCoupling(Coupling):
 
 
 #: ``mlp_coupling(transform=...)``: the elementwise bijection of a vector coupling.
-VECTOR_TRANSFORMS = ("affine", "additive")
+VECTOR_TRANSFORMS = ("affine", "additive", "spline")
 
 
 def mlp_coupling(features: int, parity: int = 0, hidden_features: int = 64,
                  hidden_layers: int = 2, transform: str = "affine", context_features: int = 0,
-                 num_classes: int = 0) -> Coupling:
+                 num_classes: int = 0, bins: int = 8, tail_bound: float = 3.0) -> Coupling:
     """A coupling on vectors ``[B, features]`` (RealNVP's, for vector data): the halves of the
     features (:class:`Halves`, ``parity`` picks the half kept), an :class:`MLP` conditioner
     (``hidden_layers`` x ``hidden_features``, ReLU) and RealNVP's bounded-log-scale affine map
-    (``transform="affine"``, :class:`TanhAffineBijection`) or a shift (``"additive"``). Starts
-    as the identity (the MLP's last layer is zero). ``context_features``/``num_classes``: as
-    :class:`Coupling` (``cond`` a float context ``[B, K]`` or labels ``[B]``)."""
+    (``transform="affine"``, :class:`TanhAffineBijection`), a shift (``"additive"``) or the
+    rational-quadratic spline of NSF (``"spline"``, :class:`RationalQuadraticSpline` of ``bins``
+    bins on ``[-tail_bound, tail_bound]``, identity outside). Starts as the identity (the MLP's
+    last layer is zero). ``context_features``/``num_classes``: as :class:`Coupling` (``cond`` a
+    float context ``[B, K]`` or labels ``[B]``)."""
     if transform not in VECTOR_TRANSFORMS:
         raise ValueError(f"transform must be one of {list(VECTOR_TRANSFORMS)}, got {transform!r}")
     if features < 2:
         raise ValueError(f"a coupling needs at least 2 features, got {features}")
-    bijection = TanhAffineBijection if transform == "affine" else (lambda _: AdditiveBijection())
+    bijection = {"affine": TanhAffineBijection, "additive": lambda _: AdditiveBijection(),
+                 "spline": lambda _: RationalQuadraticSpline(bins, tail_bound)}[transform]
 
     def conditioner(n_in: int, n_out: int, k: int) -> MLP:
         return MLP(n_in, n_out, hidden_features, hidden_layers, k)

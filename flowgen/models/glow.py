@@ -10,19 +10,37 @@ from flowgen.flows import (
     ActNorm,
     AdditiveCoupling,
     AffineCoupling,
+    Coupling,
+    CouplingNet,
     FlowSequence,
+    Halves,
     InvertibleConv1x1,
     LearnedPrior,
     LUInvertibleConv1x1,
+    RationalQuadraticSpline,
     Split,
     Squeeze,
 )
-from flowgen.flows.coupling import SCALES
+from flowgen.flows.coupling import SCALES, check_channels
 from flowgen.flows.multiscale import MultiScale
 from flowgen.flows.permutation import Permutation
 from flowgen.models.flow_model import ClassHead, FlowModel, image_shape
 
-COUPLINGS = {"affine": AffineCoupling, "additive": AdditiveCoupling}
+
+def spline_coupling(channels: int, hidden_channels: int = 512, bins: int = 8,
+                    tail_bound: float = 3.0) -> Coupling:
+    """Glow's coupling with NSF's elementwise map (Durkan et al. 2019, sec. 5.3 on images): the
+    first ``C // 2`` channels of ``[B, C, H, W]`` condition, through a :class:`CouplingNet`, a
+    rational-quadratic spline of ``bins`` bins on ``[-tail_bound, tail_bound]`` (the identity
+    outside) of the others. Starts as the identity (the net's last layer is zero); its inverse
+    maps into the same bounded interval, so sampling cannot overflow through it."""
+    check_channels(channels, "the spline coupling")
+    return Coupling.build(Halves(0), channels,
+                          lambda n_in, n_out, k: CouplingNet(n_in, n_out, hidden_channels, k),
+                          RationalQuadraticSpline(bins, tail_bound), event_kinds=("image",))
+
+
+COUPLINGS = {"affine": AffineCoupling, "additive": AdditiveCoupling, "spline": spline_coupling}
 PERMUTATIONS = {
     "reverse": Permutation.reverse,
     "shuffle": Permutation.shuffle,
@@ -44,7 +62,7 @@ class Glow(FlowModel):
     """Glow on images of ``event_shape`` ``(C, H, W)`` (square).
 
     Each of ``levels`` levels: :class:`Squeeze`, then ``steps`` steps of (:class:`ActNorm`,
-    a channel permutation, an affine or additive coupling), then :class:`Split` (every level but
+    a channel permutation, a coupling), then :class:`Split` (every level but
     the last); the top latent has a :class:`LearnedPrior` (``learn_top``) or ``N(0, I)``.
 
     ``permutation``: ``conv1x1_lu`` (default), ``conv1x1``, ``reverse`` or ``shuffle`` (the
@@ -53,6 +71,8 @@ class Glow(FlowModel):
     default here so that a checkpoint whose config predates the option rebuilds as it was
     trained) or ``bounded`` (the sigmoid kept above ``exp(-2)``: sampling cannot overflow
     through a coupling's inverse; configs/model/glow.yaml's default).
+    ``coupling``: ``affine`` (the paper's), ``additive`` or ``spline`` (:func:`spline_coupling`:
+    ``spline_bins`` bins on ``[-tail_bound, tail_bound]``; the two options are used by it only).
     ``split_prior``: ``learned`` (conditioned on the kept half) or ``standard`` (``N(0, I)``).
     ``split_scale``: ``exp`` (the paper's, the default for the same reason) or ``bounded`` (each
     learned split prior's scale at most ``e^softplus(2)``; configs/model/glow.yaml's default).
@@ -69,7 +89,7 @@ class Glow(FlowModel):
                  permutation: str = "conv1x1_lu", lu: bool | None = None,
                  learn_top: bool = True, split_prior: str = "learned", num_classes: int = 0,
                  condition_splits: bool = False, coupling_scale: str = "sigmoid",
-                 split_scale: str = "exp"):
+                 split_scale: str = "exp", spline_bins: int = 8, tail_bound: float = 3.0):
         in_channels, image_size = image_shape(event_shape, "Glow")
         if lu is not None:
             permutation = "conv1x1_lu" if lu else "conv1x1"
@@ -88,7 +108,8 @@ class Glow(FlowModel):
                              f"{2 ** levels}: use levels<={fit} or pad/resize the images to a "
                              f"multiple of {2 ** levels} (data.image_size=...)")
         split_classes = num_classes if condition_splits else 0
-        scale = {"scale": coupling_scale} if coupling == "affine" else {}
+        scale = {"affine": {"scale": coupling_scale}, "additive": {},
+                 "spline": {"bins": spline_bins, "tail_bound": tail_bound}}[coupling]
         blocks, c = [], in_channels
         for i in range(levels):
             c *= 4

@@ -14,6 +14,7 @@ from flowgen.flows import (
     Halves,
     RationalQuadraticSpline,
     ResNet,
+    mlp_coupling,
 )
 from tests.flows.cases import Case, context, labels
 
@@ -43,6 +44,11 @@ CASES: dict = {
                                            vector=(4,), cond=context(2)),
     "spline_coupling_vector_labels": Case(lambda: vector_spline(3, 1, 2, 2, num_classes=3),
                                           vector=(3,), cond=labels(3)),
+    "spline_mlp_coupling": Case(lambda: mlp_coupling(5, 0, 8, transform="spline", bins=3,
+                                                     tail_bound=1.0), vector=(5,)),
+    "spline_mlp_coupling_context": Case(lambda: mlp_coupling(4, 1, 8, 1, "spline", 2, bins=4,
+                                                             tail_bound=1.0),
+                                        vector=(4,), cond=context(2)),
     "spline_coupling_image": Case(lambda: image_spline(4, 4), image=(4, 3, 3)),
     "spline_coupling_image_odd": Case(lambda: image_spline(3, 2), image=(3, 2, 2)),
     "spline_coupling_image_context": Case(lambda: image_spline(4, 3, context_features=2),

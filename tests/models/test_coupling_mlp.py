@@ -22,7 +22,7 @@ def test_records_its_arguments_and_rebuilds_from_them():
     meta = model_metadata(model, 8)
     assert meta["config"] == {"event_shape": [3], "couplings": 3, "hidden_features": 8,
                               "hidden_layers": 2, "transform": "affine", "actnorm": True,
-                              "num_classes": 0}
+                              "num_classes": 0, "bins": 8, "tail_bound": 3.0}
     rebuilt = build_model(meta["arch"], meta["config"])
     rebuilt.load_state_dict(model.state_dict())
     x = torch.randn(4, 3)

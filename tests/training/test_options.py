@@ -104,7 +104,7 @@ def test_every_model_config_passes(model, tmp_path):
     (["trainer.precision=17"], "trainer.precision must be null or one of 64|32|16|"),
     (["trainer.gradient_clip_algorithm=foo"], "must be null or one of norm|value, got 'foo'"),
     (["trainer.accelerator=tpux"], "trainer.accelerator must be one of auto|cpu|gpu|cuda|mps|tpu"),
-    (["model.coupling=foo"], "model.coupling must be one of affine|additive, got 'foo'"),
+    (["model.coupling=foo"], "model.coupling must be one of affine|additive|spline, got 'foo'"),
     (["memory=disk"], "memory must be one of store|checkpoint|invertible, got 'disk'"),
     (["model.memory=invertible"],
      "model.memory=invertible: memory is a training option now: memory=invertible"),
