@@ -1,57 +1,72 @@
 """Sample quality beyond bits/dim: Fréchet Inception Distance (Heusel et al. 2017) with
-torchmetrics, on features from a local Inception-v3 file (no download at run time) or any
-feature extractor (the tests use a small fixed network, so they need no weights).
+torchmetrics, on the standard FID Inception network (TensorFlow's 2015-12-05 graph as
+torch-fidelity ports it: the features every published FID uses) read from a local file, never
+downloaded; or on any feature extractor (the tests use a small fixed network: no weights).
 
 Images are uint8 ``[N, C, H, W]``; greyscale is repeated to 3 channels.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
-INCEPTION_SIZE = 299
-#: ImageNet statistics torchvision's Inception-v3 weights expect.
-_MEAN, _STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+#: The file torchmetrics' own FID downloads (torch-fidelity's release of the FID Inception).
+FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+#: The FID network's logits (1008 classes: TF's graph); torchvision's ImageNet net has 1000.
+_FID_LOGITS = 1008
+
+
+def _checked_state(path: Path) -> dict[str, Tensor]:
+    """The tensors of ``path`` (``weights_only=True``: a crafted file cannot run code), or a
+    one-line error naming what the file is and what FID needs."""
+    fix = (f"FID needs the FID Inception weights locally ({FID_WEIGHTS_FILE}, from "
+           f"torch-fidelity's releases; no download at run time): give inception_weights=<path>")
+    if not path.is_file():
+        raise FileNotFoundError(f"Inception weights not found: {path}. {fix}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  (pickle, zip and torch errors alike: not weights)
+        raise ValueError(f"{path} is not a torch weights file ({type(err).__name__}). {fix}"
+                         ) from err
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state dict of tensors. {fix}")
+    fc = state.get("fc.weight")
+    if fc is None or tuple(fc.shape) != (_FID_LOGITS, 2048):
+        other = ("torchvision's ImageNet Inception-v3 (FID with it is not comparable to "
+                 "published figures)" if fc is not None and fc.shape[0] == 1000
+                 else "not the FID Inception")
+        raise ValueError(f"{path} is {other}. {fix}")
+    return state
 
 
 class InceptionFeatures(nn.Module):
-    """uint8 images ``[N, 3, H, W]`` -> the 2048 pool features of torchvision's Inception-v3,
-    its weights read from ``weights`` (a state dict saved by torch, loaded with
-    ``weights_only=True``): e.g. ``inception_v3_google-0cc3c7bd.pth`` from torchvision's model
-    zoo, downloaded once by hand (``sample.py mode=fid inception_weights=<path>``)."""
+    """uint8 images ``[N, 3, H, W]`` -> the 2048 pool features of the FID Inception network
+    (torchmetrics' ``NoTrainInceptionV3``, resizing to 299 as TF did), its weights read from the
+    local file ``weights`` (:data:`FID_WEIGHTS_FILE`): the features torchmetrics'
+    ``FrechetInceptionDistance(feature=2048)`` uses, so the scores are the same."""
 
     num_features = 2048
 
     def __init__(self, weights: str | Path):
         super().__init__()
-        from torchvision.models.inception import Inception3
-
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Inception weights not found: {path}. FID needs them locally (no download at "
-                f"run time): put torchvision's inception_v3_google-0cc3c7bd.pth there, or give "
-                f"inception_weights=<path>")
-        net = Inception3(aux_logits=False, init_weights=False)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
-        net.load_state_dict(state)
-        net.fc = nn.Identity()
-        self.net = net.eval()
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        state = _checked_state(Path(weights).expanduser())
+        # torch-fidelity reads its file with the full unpickler: hand it a copy holding only
+        # the tensors checked above, never the user's file.
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state, Path(tmp) / "fid-inception.pth")
+            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                          feature_extractor_weights_path=str(
+                                              Path(tmp) / "fid-inception.pth"))
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        x = images.float() / 255.0
-        x = nn.functional.interpolate(x, size=(INCEPTION_SIZE, INCEPTION_SIZE),
-                                      mode="bilinear", align_corners=False)
-        return self.net((x - self.mean) / self.std)
+        return self.net(images)
 
 
 class StandInFeatures(nn.Module):

@@ -20,7 +20,7 @@ from flowgen.sampling.endpoints import endpoint_settings
 from flowgen.sampling.limits import check_counts
 
 MODES = ("grid", "interpolate", "reconstruct", "manipulate", "evaluate", "fid")
-#: mode=fid: torchvision's Inception-v3 (weights from a local file) or a small fixed stand-in
+#: mode=fid: the FID Inception (torchmetrics'; weights from a local file) or a fixed stand-in
 FID_FEATURES = ("inception", "standin")
 LAYOUTS = ("files", "rows")
 #: Settings every mode records; the others only where their mode uses them (see ``to_json``).
@@ -219,9 +219,9 @@ def _mode_options(cfg: DictConfig, mode: str) -> dict:
         else "inception"
     weights = cfg.get("inception_weights")
     if mode == "fid" and fid_features == "inception" and not weights:
-        raise ValueError("mode=fid needs Inception-v3 weights from a local file (no download at "
-                         "run time): inception_weights=<path to torchvision's "
-                         "inception_v3_google-0cc3c7bd.pth>, or fid_features=standin")
+        raise ValueError("mode=fid needs the FID Inception weights from a local file (no "
+                         "download at run time): inception_weights=<path to "
+                         "weights-inception-2015-12-05-6726825d.pth>, or fid_features=standin")
     return dict(seed=seed, level_temperatures=level_temperatures, attribute=attribute,
                 limit_batches=limit_batches, noise_seed=noise_seed, progress=progress,
                 ema=None if ema == "auto" else ema, precision=precision,

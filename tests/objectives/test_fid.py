@@ -1,5 +1,7 @@
 """FID with the stand-in extractor: 0 for identical sets, large for data against noise, equal to
-torchmetrics' own computation; Inception weights are read from a local file or refused."""
+torchmetrics' own computation; with the FID Inception (random weights in its file format here,
+the real file when FLOWGEN_INCEPTION_WEIGHTS names it) equal to torchmetrics' own FID; weights
+files are read safely or refused in one line."""
 
 from __future__ import annotations
 
@@ -7,9 +9,14 @@ import os
 
 import pytest
 import torch
-from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
-from flowgen.objectives.fid import InceptionFeatures, StandInFeatures, frechet_distance
+from flowgen.objectives.fid import (
+    FID_WEIGHTS_FILE,
+    InceptionFeatures,
+    StandInFeatures,
+    frechet_distance,
+)
 
 
 def digits(n: int, seed: int) -> torch.Tensor:
@@ -52,18 +59,85 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         InceptionFeatures(tmp_path / "missing.pth")
 
 
-def test_inception_features_load_a_torchvision_state_dict(tmp_path):
-    """The loading path without the real weights: a random Inception-v3 saved by torch."""
+@pytest.fixture(scope="module")
+def random_fid_weights(tmp_path_factory):
+    """A file in the FID Inception's format with random weights (its architecture built
+    without loading anything): the whole Inception path, without the real weights."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    with pytest.MonkeyPatch.context() as patch:  # build the net; load nothing
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict",
+                      lambda self, state: None)
+        torch.manual_seed(0)
+        net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
+    path = tmp_path_factory.mktemp("fid") / FID_WEIGHTS_FILE
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def torchmetrics_fid(path, real, fake) -> float:
+    theirs = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
+    theirs.update(real.expand(-1, 3, -1, -1), real=True)
+    theirs.update(fake.expand(-1, 3, -1, -1), real=False)
+    return float(theirs.compute())
+
+
+def test_inception_features_are_torchmetrics_fid_features(random_fid_weights):
+    """The features flowgen's FID reads = those of torchmetrics' ``FrechetInceptionDistance(
+    feature=2048)`` given the same file (the same network and resizing); the arithmetic on them
+    is torchmetrics' (test_equals_torchmetrics_own_computation), so the FIDs agree (the whole
+    FID, 2048-d eigenproblems included, is the slow test below)."""
+    images = digits(3, 5).expand(-1, 3, -1, -1)
+    theirs = FrechetInceptionDistance(feature=2048,
+                                      feature_extractor_weights_path=str(random_fid_weights))
+    ours = InceptionFeatures(random_fid_weights)(images)
+    assert ours.shape == (3, 2048) and ours.std() > 0
+    torch.testing.assert_close(ours, theirs.inception(images), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_inception_fid_equals_torchmetrics_own_fid(random_fid_weights):
+    """End to end: ~3 minutes on one CPU core (two 2048-d eigenproblems per FID)."""
+    real, fake = digits(12, 5), digits(12, 6)
+    ours = frechet_distance([real[:5], real[5:]], [fake], InceptionFeatures(random_fid_weights))
+    assert ours == pytest.approx(torchmetrics_fid(random_fid_weights, real, fake), rel=1e-6)
+    assert ours > 0
+
+
+def test_only_the_fid_inception_is_accepted(tmp_path):
     from torchvision.models.inception import Inception3
 
-    path = tmp_path / "inception.pth"
-    torch.save(Inception3(init_weights=False).state_dict(), path)  # with AuxLogits, as shipped
-    features = InceptionFeatures(path)
-    assert features(digits(2, 0).expand(-1, 3, -1, -1)).shape == (2, 2048)
+    imagenet = tmp_path / "inception_v3_google.pth"
+    torch.save(Inception3(init_weights=False).state_dict(), imagenet)
+    with pytest.raises(ValueError, match="torchvision's ImageNet Inception-v3"):
+        InceptionFeatures(imagenet)
+    (tmp_path / "junk.pth").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a torch weights file.*inception_weights=<path>"):
+        InceptionFeatures(tmp_path / "junk.pth")
+    torch.save({"fc.weight": "a string"}, tmp_path / "strings.pth")
+    with pytest.raises(ValueError, match="no state dict of tensors"):
+        InceptionFeatures(tmp_path / "strings.pth")
+
+
+def test_a_crafted_weights_file_cannot_run_code(tmp_path):
+    """The file is read with ``weights_only=True`` before torch-fidelity sees anything."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps({"fc.weight": Payload()}))
+    with pytest.raises(ValueError, match="not a torch weights file"):
+        InceptionFeatures(tmp_path / "evil.pth")
+    assert not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.skipif(not os.environ.get("FLOWGEN_INCEPTION_WEIGHTS"),
-                    reason="set FLOWGEN_INCEPTION_WEIGHTS to torchvision's Inception-v3 file")
-def test_inception_features_from_a_local_file():
-    features = InceptionFeatures(os.environ["FLOWGEN_INCEPTION_WEIGHTS"])
-    assert features(digits(2, 0).expand(-1, 3, -1, -1)).shape == (2, 2048)
+                    reason=f"set FLOWGEN_INCEPTION_WEIGHTS to the real {FID_WEIGHTS_FILE}")
+def test_real_inception_fid_equals_torchmetrics_own_fid():
+    path = os.environ["FLOWGEN_INCEPTION_WEIGHTS"]
+    real, fake = digits(16, 7), digits(16, 8)
+    ours = frechet_distance([real], [fake], InceptionFeatures(path))
+    assert ours == pytest.approx(torchmetrics_fid(path, real, fake), rel=1e-6)
