@@ -9,7 +9,7 @@ import torch
 
 from flowgen.flows import MADE, BatchNormFlow, Permutation, set_memory
 from flowgen.models import IAF, MAF, build_model, model_metadata
-from tests.conftest import perturb_
+from tests.conftest import brute_force_logabsdet, perturb_
 
 MODELS = {"maf": MAF, "iaf": IAF}
 VARIANTS = {"affine": {}, "spline": {"transform": "spline", "bins": 4, "tail_bound": 3.0},
@@ -54,6 +54,21 @@ def test_round_trip_with_labels_and_rebuild_from_the_record(arch, variant):
     rebuilt.eval()
     torch.testing.assert_close(rebuilt.log_prob(x, labels), model.log_prob(x, labels),
                                rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, "batchnorm"])
+@pytest.mark.parametrize("arch", MODELS)
+def test_log_prob_matches_the_brute_force_jacobian(arch, variant):
+    options = VARIANTS.get(variant, {"norm": "batchnorm"})
+    model = MODELS[arch]((3,), layers=3, hidden_features=16, **options).double().train()
+    model(torch.randn(16, 3, dtype=torch.float64))  # the norms' data-dependent state
+    perturb_(model, 0.1).eval()
+    x = torch.randn(2, 3, dtype=torch.float64)
+    zs, logdet = model(x)
+    expected = brute_force_logabsdet(lambda v: model(v)[0][0], x)
+    torch.testing.assert_close(logdet, expected, rtol=0, atol=1e-8)
+    normal = torch.distributions.Normal(0.0, 1.0).log_prob(zs[0]).sum(1)
+    torch.testing.assert_close(model.log_prob(x), normal + expected, rtol=0, atol=1e-8)
 
 
 def test_records_its_arguments():
