@@ -40,6 +40,12 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
+def _check_int(name: str, value, low: int) -> None:
+    # Here, not only in train.py's options table: models are built from Python and records too.
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def _between(features: int, k: int, permutation: str, norm: str) -> list[Flow]:
     """What comes before layer ``k > 0``: the norm, then the permutation (a random one drawn
     from ``k``, so the architecture rebuilds the same from its arguments)."""
@@ -82,8 +88,10 @@ class MAF(FlowModel):
         if len(shape) != 1:
             raise ValueError(f"{name} models vectors (D,), the data has samples of shape "
                              f"{shape}: pick a vector dataset (data=two_moons) or an image model")
-        if layers < 1:
-            raise ValueError(f"layers must be >= 1, got {layers}")
+        for key, value, low in (("layers", layers, 1), ("hidden_features", hidden_features, 1),
+                                ("hidden_layers", hidden_layers, 1), ("bins", bins, 1),
+                                ("num_classes", num_classes, 0)):
+            _check_int(key, value, low)
         _check_choice("transform", transform, TRANSFORMS)
         _check_choice("permutation", permutation, PERMUTATIONS)
         _check_choice("norm", norm, NORMS)

@@ -117,12 +117,14 @@ def test_memory_invertible_trains_maf_and_refuses_batch_norm_in_one_line():
 
 @pytest.mark.parametrize("options, message", [
     ({"event_shape": (1, 8, 8)}, r"MAF models vectors \(D,\).*data=two_moons"),
-    ({"layers": 0}, r"layers must be >= 1, got 0"),
+    ({"layers": 0}, r"layers must be an integer >= 1, got 0"),
+    ({"hidden_features": "abc"}, r"hidden_features must be an integer >= 1, got 'abc'"),
+    ({"num_classes": 1.5}, r"num_classes must be an integer >= 0, got 1.5"),
     ({"transform": "additive"}, r"transform must be one of \['affine', 'spline'\]"),
     ({"permutation": "shuffle"}, r"permutation must be one of \['reverse', 'random'\]"),
     ({"norm": "layernorm"}, r"norm must be one of \['none', 'batchnorm', 'actnorm'\]"),
-    ({"transform": "spline", "bins": 0}, r"a spline needs bins >= \d, got 0"),
-    ({"hidden_layers": 0}, r"MADE needs hidden_layers >= 1"),
+    ({"transform": "spline", "bins": 0}, r"bins must be an integer >= 1, got 0"),
+    ({"hidden_layers": 0}, r"hidden_layers must be an integer >= 1, got 0"),
 ])
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
