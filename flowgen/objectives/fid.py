@@ -8,6 +8,7 @@ Images are uint8 ``[N, C, H, W]``; greyscale is repeated to 3 channels.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,21 +97,45 @@ def _rgb(images: Tensor) -> Tensor:
     return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
+class FrechetDistance:
+    """FID against one fixed set of real uint8 images ``[N, C, H, W]`` (their features are
+    computed once, at construction), for any number of generated sets: ``scorer(fake)``.
+
+    Never synchronised across processes (``sync_on_compute=False``): one process scores, e.g.
+    rank zero in a DDP run, without the others waiting in a collective."""
+
+    def __init__(self, real: Iterable[Tensor], features: nn.Module,
+                 device: torch.device | str = "cpu"):
+        self.features = features
+        self.metric = FrechetInceptionDistance(feature=features, normalize=False,
+                                               reset_real_features=False,
+                                               sync_on_compute=False).to(device)
+        self.n_real = 0
+        for batch in real:
+            self.metric.update(_rgb(batch).to(self.metric.device), real=True)
+            self.n_real += batch.shape[0]
+
+    def __call__(self, fake: Iterable[Tensor]) -> float:
+        """FID of the ``fake`` batches; a ``ValueError`` if it is not finite (too few images
+        for the feature dimension, or NaN)."""
+        self.metric.reset()  # the generated images only: the real features stay
+        n_fake = 0
+        for batch in fake:
+            self.metric.update(_rgb(batch).to(self.metric.device), real=False)
+            n_fake += batch.shape[0]
+        if min(self.n_real, n_fake) < 2:
+            raise ValueError(f"FID needs at least 2 real and 2 generated images, got "
+                             f"{self.n_real} and {n_fake}")
+        value = float(self.metric.compute())
+        if not math.isfinite(value):
+            raise ValueError(f"FID came out {value}: use more images (n) than features "
+                             f"({getattr(self.features, 'num_features', '?')}), or check the "
+                             f"samples")
+        return value
+
+
 def frechet_distance(real: Iterable[Tensor], fake: Iterable[Tensor], features: nn.Module
                      ) -> float:
     """FID between the batches of ``real`` and ``fake`` uint8 images under ``features``; a
     ``ValueError`` if it is not finite (too few images for the feature dimension, or NaN)."""
-    metric = FrechetInceptionDistance(feature=features, normalize=False)
-    counts = [0, 0]
-    for is_real, batches in ((True, real), (False, fake)):
-        for batch in batches:
-            metric.update(_rgb(batch), real=is_real)
-            counts[not is_real] += batch.shape[0]
-    if min(counts) < 2:
-        raise ValueError(f"FID needs at least 2 real and 2 generated images, got {counts[0]} "
-                         f"and {counts[1]}")
-    value = float(metric.compute())
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"FID came out {value}: use more images (n) than features "
-                         f"({getattr(features, 'num_features', '?')}), or check the samples")
-    return value
+    return FrechetDistance(real, features)(fake)

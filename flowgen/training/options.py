@@ -33,6 +33,8 @@ from flowgen.checks import (
 )
 from flowgen.flows.memory import MEMORY_MODES
 from flowgen.models import glow, nice, realnvp
+from flowgen.training.fid_monitor import OPTIONS as FID_OPTIONS
+from flowgen.training.fid_monitor import check_fid_options
 from flowgen.training.trainer_checks import check_devices, check_validation_interval
 
 #: Images of one training batch, in values (2**26 float32: 256 MB before any activation).
@@ -283,6 +285,8 @@ def check_train_config(cfg: DictConfig) -> None:
     the value, what is allowed and how to fix it. Builds and writes nothing."""
     check_moved(cfg)
     _check_table(cfg, OPTIONS)
+    _check_table(cfg, FID_OPTIONS)
+    check_fid_options(cfg)
     check_task(cfg)
     check_model(cfg)
     check_devices(cfg)
