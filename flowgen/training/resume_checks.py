@@ -9,6 +9,7 @@ learning rate in place of the configured one).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,25 @@ TRAINING_STATE = ("optimizer_states", "loops", "callbacks", "global_step", "epoc
 NOT_ARCHITECTURE = {"memory"}
 
 
-def resolve_ckpt_path(value: Any, checkpoint_dir: str | Path) -> Path | None:
+def slurm_restarts(environ: dict | None = None) -> int:
+    """How many times SLURM has requeued this job (``SLURM_RESTART_COUNT``; 0 outside SLURM or
+    on a first start)."""
+    value = (os.environ if environ is None else environ).get("SLURM_RESTART_COUNT", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def resolve_ckpt_path(value: Any, checkpoint_dir: str | Path,
+                      environ: dict | None = None) -> Path | None:
     """``ckpt_path`` as a file to resume from: ``last`` is this run's ``last.ckpt`` (None, a
-    fresh start, when there is none yet: what a first SLURM job finds), anything else a path."""
+    fresh start, when there is none yet: what a first SLURM job finds), anything else a path.
+
+    Unset in a job SLURM requeued (time limit, preemption) it is ``last``: the requeued job runs
+    the same command again, which must continue the run, not refuse its folder. (The run's name
+    is the same: ``slurm-<job id>`` from scripts/sbatch_train.sh, and the submitting time under
+    the submitit launcher, which Hydra's resolver cache carries into every requeued job.)"""
+    if value is None and slurm_restarts(environ):
+        log.info("SLURM requeue %d: resuming from this run's last.ckpt", slurm_restarts(environ))
+        value = "last"
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():

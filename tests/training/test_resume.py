@@ -211,6 +211,11 @@ def test_slurm_auto_requeue_stops_the_run_at_a_resumable_step(data, tmp_path):
     reached = _step(run / "step")
     assert f"stopped by SIGTERM at step {reached}" in out
     assert torch.load(run / "ckpt" / "last.ckpt", weights_only=True)["global_step"] == reached
+    # The requeued job: the same command (no ckpt_path) with SLURM_RESTART_COUNT set continues
+    # the run from last.ckpt instead of refusing its folder.
+    out = _finish(_start(data, run, f"callbacks.last_checkpoint.every_n_train_steps={10 * STEPS}",
+                         env={**slurm, "SLURM_RESTART_COUNT": "1"}))
+    assert f"finished after {STEPS} steps" in out and "Restoring states from" in out
 
 
 def test_a_format_1_checkpoint_resumes_with_model_memory_in_its_record(tmp_path):

@@ -104,3 +104,45 @@ def test_each_command_is_appended_to_the_record(tmp_path):
     assert "ckpt_path=last" in (record / "resume-1" / "overrides.yaml").read_text()
     log = (tmp_path / "out" / "train.log").read_text()
     assert log.count("global batch") == 2  # both commands logged to one file
+
+
+def test_a_requeued_slurm_job_resumes_from_last(tmp_path):
+    from flowgen.training.resume_checks import resolve_ckpt_path
+
+    assert resolve_ckpt_path(None, tmp_path, {}) is None
+    assert resolve_ckpt_path(None, tmp_path, {"SLURM_RESTART_COUNT": "0"}) is None
+    # requeued before the first last.ckpt: a fresh start, as ckpt_path=last gives
+    assert resolve_ckpt_path(None, tmp_path, {"SLURM_RESTART_COUNT": "2"}) is None
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    assert resolve_ckpt_path(None, tmp_path, {"SLURM_RESTART_COUNT": "2"}) == \
+        (tmp_path / "last.ckpt").absolute()
+    other = tmp_path / "other.ckpt"
+    assert resolve_ckpt_path(str(other), tmp_path, {"SLURM_RESTART_COUNT": "1"}) == other
+
+
+def test_the_default_run_name_survives_a_submitit_requeue():
+    """Under the submitit launcher a requeued job re-composes its config from the pickled sweep
+    config, copying its resolver cache (hydra's load_sweep_config): the default run_name, the
+    same ``now`` pattern as the sweep folder, is the submitting time in every requeue."""
+    import pickle
+    import time
+
+    from hydra.core.utils import setup_globals
+    from omegaconf import OmegaConf
+
+    from flowgen.config import CONFIG_DIR
+
+    setup_globals()  # hydra's resolvers: now (cached)
+    import yaml
+
+    sweep_dir = yaml.safe_load((CONFIG_DIR / "hydra" / "default.yaml").read_text())["sweep"]["dir"]
+    run_name = yaml.safe_load((CONFIG_DIR / "train.yaml").read_text())["run_name"]
+    pattern = sweep_dir[sweep_dir.index("${now:"):].split("}")[0]
+    assert run_name.startswith(pattern), (run_name, sweep_dir)  # one cache entry for both
+    master = OmegaConf.create({"sweep": "${now:%Y-%m-%d_%H-%M-%S-%f}"})
+    submitted = master.sweep  # the launcher reads the sweep folder before submitting
+    time.sleep(0.01)
+    for _ in range(2):  # the first job, then a requeue of it
+        job = OmegaConf.create({"run_name": "${now:%Y-%m-%d_%H-%M-%S-%f}"})
+        OmegaConf.copy_cache(from_config=pickle.loads(pickle.dumps(master)), to_config=job)
+        assert job.run_name == submitted
