@@ -8,13 +8,12 @@ says so. Model options are typed from each architecture's constructor signature,
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import get_args
 
 from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
 from lightning.pytorch.strategies import StrategyRegistry
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from flowgen.checks import (
     SEED_MAX,
@@ -25,24 +24,27 @@ from flowgen.checks import (
     ListOf,
     Real,
     Text,
-    check,
     check_cap,
     is_int,
     nullable,
     plain,
 )
 from flowgen.flows.memory import MEMORY_MODES
-from flowgen.models import glow, nice, realnvp
 from flowgen.training.fid_monitor import OPTIONS as FID_OPTIONS
 from flowgen.training.fid_monitor import check_fid_options
+from flowgen.training.model_options import (  # noqa: F401  (re-exported)
+    FROM_DATA,
+    MOVED,
+    check_model,
+    model_options,
+)
+from flowgen.training.option_table import check_table
 from flowgen.training.trainer_checks import check_devices, check_validation_interval
 
 #: Images of one training batch, in values (2**26 float32: 256 MB before any activation).
 TRAIN_BATCH_VALUES = 2**26
 #: A sample grid (or interpolation strip) made at every validation: a preview, not a data set.
 PREVIEW_IMAGES = 1024
-#: Sanity caps on model sizes: a 1x1 convolution 8192 wide alone holds 67M weights per step.
-MAX_WIDTH, MAX_DEPTH, MAX_CLASSES = 8192, 1024, 2**20
 SEED = Int(0, SEED_MAX)
 COUNT = Either(Int(1), Int(-1, -1))  # -1: no limit
 FRACTION_OR_BATCHES = Either(Real(0, 1), Int(0))
@@ -155,93 +157,6 @@ OPTIONS: dict[str, tuple[object, str]] = {
 }
 
 
-def _model_ranges() -> dict[type, dict[str, tuple[object, str]]]:
-    """Per architecture, what its constructor's options may be beyond their types."""
-    width, depth = Int(1, MAX_WIDTH), Int(1, MAX_DEPTH)
-    big = "the caps keep the model in memory"
-    return {
-        glow.Glow: {
-            "levels": (Int(1), ""), "steps": (depth, big), "hidden_channels": (width, big),
-            "coupling": (Choice(tuple(glow.COUPLINGS)), ""),
-            **({"coupling_scale": (Choice(tuple(glow.COUPLING_SCALES)), "")}
-               if hasattr(glow, "COUPLING_SCALES") else {}),
-            "permutation": (Choice(tuple(glow.PERMUTATIONS)), ""),
-            "split_prior": (Choice(glow.SPLIT_PRIORS), ""),
-            "split_scale": (Choice(glow.SPLIT_SCALES), ""),
-            "num_classes": (Int(0, MAX_CLASSES), "0: unconditional")},
-        realnvp.RealNVP: {
-            "levels": (Int(1), ""), "hidden_channels": (width, big), "res_blocks": (depth, big),
-            "norm": (Choice(tuple(realnvp.NORMS)), ""), "prior": (Choice(realnvp.PRIORS), "")},
-        nice.NICE: {
-            "couplings": (depth, big), "hidden_features": (width, big),
-            "hidden_layers": (depth, big), "prior": (Choice(nice.PRIORS), "")},
-    }
-
-
-#: A constructor annotation -> the spec of its type (ranges come from ``_model_ranges``).
-BY_ANNOTATION = {"int": Int(), "float": Real(), "bool": Bool(), "str": Text(),
-                 "bool | None": nullable(Bool()), "int | None": nullable(Int()),
-                 "float | None": nullable(Real())}
-#: Sized from the data by ``build``, not user options.
-FROM_DATA = ("in_channels", "image_size", "event_shape")
-#: Model options that became training options: key -> the top-level key now.
-MOVED = {"memory": "memory"}
-
-
-def model_options(cls: type) -> dict[str, tuple[object, str]]:
-    """Every user option of architecture ``cls``: the signature's type, narrowed by its range."""
-    ranges = _model_ranges().get(cls, {})
-    options = {}
-    for name, param in inspect.signature(cls.__init__).parameters.items():
-        if name in ("self", *FROM_DATA, *MOVED) or param.kind in (param.VAR_KEYWORD,
-                                                           param.VAR_POSITIONAL):
-            continue
-        options[name] = ranges.get(name) or (BY_ANNOTATION.get(str(param.annotation), None), "")
-    return options
-
-
-def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, object]:
-    """(present, value) of ``a.b.c``; absent when a parent is missing or null. A required
-    value left as ``???`` is an error naming the key."""
-    parent_key, _, leaf = dotted.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-    if not isinstance(parent, DictConfig):
-        return False, None
-    if OmegaConf.is_missing(parent, leaf):
-        raise ValueError(f"{dotted} is required: pass {dotted}=...")
-    if leaf not in parent:
-        return False, None
-    return True, parent.get(leaf)
-
-
-def _check_table(cfg: DictConfig, table: dict[str, tuple[object, str]], prefix: str = "") -> None:
-    for key, (spec, hint) in table.items():
-        present, value = _lookup(cfg, prefix + key)
-        if present and spec is not None:
-            check(prefix + key, value, spec, hint)
-
-
-def check_model(cfg: DictConfig) -> None:
-    """model.* against the constructor of the architecture ``model._target_`` names (another
-    class: left to Hydra)."""
-    node = cfg.get("model")
-    if not isinstance(node, DictConfig):
-        return
-    target = str(node.get("_target_", ""))
-    cls = next((c for c in (glow.Glow, realnvp.RealNVP, nice.NICE)
-                if target.startswith("flowgen.") and target.rsplit(".", 1)[-1] == c.__name__),
-               None)
-    if cls is None:
-        return
-    options = model_options(cls)
-    unknown = [k for k in node if not str(k).startswith("_") and k not in options
-               and k not in FROM_DATA and k not in MOVED]
-    if unknown:
-        raise ValueError(f"model.{unknown[0]} is not an option of {cls.__name__}: its options "
-                         f"are {', '.join(options)}")
-    _check_table(cfg, options, "model.")
-
-
 def check_batch_memory(cfg: DictConfig) -> None:
     """A batch's image values under :data:`TRAIN_BATCH_VALUES`, where the config gives the image
     size (``data.channels`` or 3)."""
@@ -284,8 +199,8 @@ def check_train_config(cfg: DictConfig) -> None:
     """Raise ``ValueError`` naming the first bad option of a composed train config: its key,
     the value, what is allowed and how to fix it. Builds and writes nothing."""
     check_moved(cfg)
-    _check_table(cfg, OPTIONS)
-    _check_table(cfg, FID_OPTIONS)
+    check_table(cfg, OPTIONS)
+    check_table(cfg, FID_OPTIONS)
     check_fid_options(cfg)
     check_task(cfg)
     check_model(cfg)

@@ -11,9 +11,7 @@ import torch
 
 from flowgen.checks import Bool, Choice, Either, Int, ListOf, Real, Text, check, nullable, numbers
 from flowgen.config import CONFIG_DIR
-from flowgen.models import Glow
-from flowgen.models.nice import NICE
-from flowgen.models.realnvp import RealNVP
+from flowgen.models.registry import MODELS
 from flowgen.training.options import (
     FROM_DATA,
     MOVED,
@@ -150,8 +148,9 @@ def test_batch_cap_follows_the_image_size(tmp_path):
                                       f"data.batch_size={fits + 1}"], tmp_path))
 
 
-@pytest.mark.parametrize("cls, name", [(Glow, "glow"), (RealNVP, "realnvp"), (NICE, "nice")])
-def test_every_model_constructor_option_has_a_typed_spec(cls, name, tmp_path):
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_constructor_option_has_a_typed_spec(name, tmp_path):
+    cls = MODELS[name]
     params = [p for p in inspect.signature(cls.__init__).parameters
               if p not in ("self", *FROM_DATA, *MOVED)]  # memory: a training option now
     options = model_options(cls)
@@ -182,3 +181,14 @@ def test_spec_checkers():
     assert numbers("a", [1, 0.5], 0) == (1.0, 0.5)
     with pytest.raises(ValueError, match="a must be a list of finite numbers >= 0"):
         numbers("a", [1, -0.5], 0)
+
+
+@pytest.mark.parametrize("args, key", [
+    (["model=nsf_coupling", "model.bins=1"], "model.bins"),
+    (["model=maf", "model.permutation=shuffle"], "model.permutation"),
+    (["model=iaf", "model.tail_bound=0"], "model.tail_bound"),
+    (["model=glow", "model.spline_bins=0"], "model.spline_bins"),
+    (["model=realnvp", "model.coupling=additive"], "model.coupling"),
+])
+def test_vector_and_spline_options_are_ranged(args, key, tmp_path):
+    assert bad(tmp_path, *args, shrink_model=False).startswith(f"{key} must be ")
