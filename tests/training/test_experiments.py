@@ -19,12 +19,14 @@ EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 
 def test_experiments_exist():
     assert {"glow_cifar10", "glow_cifar10_conditional", "glow_mnist", "glow_celeba64",
-            "realnvp_cifar10", "nice_mnist"} <= set(EXPERIMENTS)
+            "realnvp_cifar10", "nice_mnist", "nsf_toy", "maf_toy"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_fast_dev_run(name, tmp_path):
     reference = compose_train([f"experiment={name}"], tmp_path, shrink_model=False)
+    if reference.data._target_.endswith("ToyDataModule"):
+        return _toy_fast_dev_run(name, reference, tmp_path)
     data = instantiate({**reference.data, "download": False}) if "root" in reference.data \
         else instantiate(reference.data)
     c, s = data.channels, data.image_size
@@ -40,3 +42,17 @@ def test_experiment_fast_dev_run(name, tmp_path):
     assert cfg.model == reference.model and cfg.optim == reference.optim
     metrics = train(cfg)
     assert np.isfinite(metrics["train/bpd"]) and np.isfinite(metrics["val/bpd"])
+
+
+def _toy_fast_dev_run(name, reference, tmp_path):
+    """A 2-D toy experiment on its own data (drawn, not downloaded), a few points of it."""
+    cfg = compose_train([f"experiment={name}", "data.n_train=8", "data.n_val=4", "data.n_test=4",
+                         "data.batch_size=4", "+trainer.fast_dev_run=true",
+                         f"paths.output_dir={tmp_path / 'out'}",
+                         f"paths.checkpoint_dir={tmp_path / 'ckpt'}",
+                         "callbacks.density_panel.n_samples=16",
+                         "callbacks.density_panel.resolution=8"], tmp_path, shrink_model=False)
+    assert cfg.model == reference.model and cfg.optim == reference.optim
+    assert cfg.data.name == reference.data.name
+    metrics = train(cfg)
+    assert np.isfinite(metrics["train/nll"]) and np.isfinite(metrics["val/nll"])
