@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
+from torchmetrics.image.inception import InceptionScore
 
 #: The file torchmetrics' own FID downloads (torch-fidelity's release of the FID Inception).
 FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -47,27 +48,44 @@ def _checked_state(path: Path) -> dict[str, Tensor]:
 
 
 class InceptionFeatures(nn.Module):
-    """uint8 images ``[N, 3, H, W]`` -> the 2048 pool features of the FID Inception network
-    (torchmetrics' ``NoTrainInceptionV3``, resizing to 299 as TF did), its weights read from the
-    local file ``weights`` (:data:`FID_WEIGHTS_FILE`): the features torchmetrics'
+    """uint8 images ``[N, 3, H, W]`` -> the ``feature`` output of the FID Inception network
+    (torchmetrics' ``NoTrainInceptionV3``, resizing to 299 as TF did): the 2048 pool features
+    (FID) or the 1008 ``logits_unbiased`` (Inception Score). Its weights are read from the local
+    file ``weights`` (:data:`FID_WEIGHTS_FILE`): the network torchmetrics'
     ``FrechetInceptionDistance(feature=2048)`` uses, so the scores are the same."""
 
-    num_features = 2048
-
-    def __init__(self, weights: str | Path):
+    def __init__(self, weights: str | Path, feature: str = "2048"):
         super().__init__()
         state = _checked_state(Path(weights).expanduser())
+        self.num_features = _FID_LOGITS if feature == "logits_unbiased" else int(feature)
         # torch-fidelity reads its file with the full unpickler: hand it a copy holding only
         # the tensors checked above, never the user's file.
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(state, Path(tmp) / "fid-inception.pth")
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[feature],
                                           feature_extractor_weights_path=str(
                                               Path(tmp) / "fid-inception.pth"))
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
+
+
+def inception_score(images: Iterable[Tensor], weights: str | Path, splits: int = 10,
+                    device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016) of uint8 RGB batches ``[B, 3, H, W]``: mean and
+    std over ``splits`` of ``exp E_x KL(p(y|x) || p(y))``, with torchmetrics on the FID
+    Inception's logits (meaningful for natural RGB images only)."""
+    import warnings
+
+    with warnings.catch_warnings():  # "will save all extracted features": n images, as asked
+        warnings.simplefilter("ignore", UserWarning)
+        metric = InceptionScore(feature=InceptionFeatures(weights, "logits_unbiased"),
+                                splits=splits, sync_on_compute=False).to(device)
+    for batch in images:
+        metric.update(_rgb(batch).to(device))
+    mean, std = metric.compute()
+    return float(mean), float(std)
 
 
 class StandInFeatures(nn.Module):

@@ -1,5 +1,6 @@
 """``sample.py mode=fid``: the Fréchet distance between ``n`` samples per temperature and ``n``
-images of the data the model was trained on (or ``data=...``), -> ``evaluation.json``."""
+images of the data the model was trained on (or ``data=...``), and for RGB images with the
+Inception network their Inception Score, -> ``evaluation.json``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import torch
 from omegaconf import DictConfig
 
 from flowgen.diagnostics import display_pixels
-from flowgen.objectives.fid import InceptionFeatures, StandInFeatures, frechet_distance
+from flowgen.objectives.fid import (
+    InceptionFeatures,
+    StandInFeatures,
+    frechet_distance,
+    inception_score,
+)
 from flowgen.sampling.grid import sample_images
 from flowgen.sampling.interpolate import check_data_shape, load_val_set
 from flowgen.sampling.settings import Settings, temperature_tag
@@ -40,17 +46,25 @@ def fid_mode(cfg: DictConfig, settings: Settings, model, meta: dict, health: dic
     n_real = min(settings.n, len(val_set))
     features = (StandInFeatures() if settings.fid_features == "standin"
                 else InceptionFeatures(settings.inception_weights or "<unset>"))
-    scores = {}
+    # Inception Score: for natural RGB images only (of greyscale digits it measures nothing)
+    with_is = settings.fid_features == "inception" and model.in_shape[0] == 3
+    scores, inception_scores = {}, {}
     with autocast:
         for t in settings.temperatures:
+            tag = temperature_tag(t)
             fake = _fake_pixels(model, settings, t, meta["n_bits"])
-            scores[temperature_tag(t)] = frechet_distance(
-                _real_batches(val_set, n_real, settings.batch_size),
-                fake.split(settings.batch_size), features)
-            print(f"fid {temperature_tag(t)}: {scores[temperature_tag(t)]:.4f} "
-                  f"({settings.n} samples, {n_real} data images, {settings.fid_features})")
+            scores[tag] = frechet_distance(_real_batches(val_set, n_real, settings.batch_size),
+                                           fake.split(settings.batch_size), features)
+            print(f"fid {tag}: {scores[tag]:.4f} ({settings.n} samples, {n_real} data images, "
+                  f"{settings.fid_features})")
+            if with_is:
+                mean, std = inception_score(fake.split(settings.batch_size),
+                                            settings.inception_weights)
+                inception_scores[tag] = {"mean": mean, "std": std}
+                print(f"inception score {tag}: {mean:.3f} ± {std:.3f}")
     source = data_record(cfg)
-    results = {"fid": scores, "n": settings.n, "n_real": n_real,
+    results = {"fid": scores, "inception_score": inception_scores or None,
+               "n": settings.n, "n_real": n_real,
                "features": settings.fid_features, "inception_weights":
                settings.inception_weights, "seed": settings.seed, "ckpt": str(settings.ckpt),
                "ema": meta["ema"], **source}

@@ -16,6 +16,7 @@ from flowgen.objectives.fid import (
     InceptionFeatures,
     StandInFeatures,
     frechet_distance,
+    inception_score,
 )
 
 
@@ -71,6 +72,9 @@ def random_fid_weights(tmp_path_factory):
                       lambda self, state: None)
         torch.manual_seed(0)
         net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
+    for module in net.modules():  # He init: the signal reaches the features (default: ~1e-8)
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     path = tmp_path_factory.mktemp("fid") / FID_WEIGHTS_FILE
     torch.save(net.state_dict(), path)
     return path
@@ -141,3 +145,23 @@ def test_real_inception_fid_equals_torchmetrics_own_fid():
     real, fake = digits(16, 7), digits(16, 8)
     ours = frechet_distance([real], [fake], InceptionFeatures(path))
     assert ours == pytest.approx(torchmetrics_fid(path, real, fake), rel=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:std\\(\\)")  # one split: no std over splits
+def test_inception_score_is_exp_mean_kl_of_the_fid_inception_logits(random_fid_weights,
+                                                                     tmp_path):
+    """splits=1: IS = exp(mean_x KL(p(y|x) || p(y))) over the network's softmax, by hand."""
+    state = torch.load(random_fid_weights, weights_only=True)
+    state["fc.weight"] = torch.randn(state["fc.weight"].shape,  # confident, varied classes
+                                     generator=torch.Generator().manual_seed(1)) * 0.2
+    weights = tmp_path / "sharp.pth"
+    torch.save(state, weights)
+    colours = torch.tensor([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0],
+                            [0, 0, 255], [255, 255, 0]], dtype=torch.uint8)
+    images = colours.view(6, 3, 1, 1).expand(-1, -1, 20, 20)  # as unlike as images get
+    mean, std = inception_score([images[:4], images[4:]], weights, splits=1)
+    logits = InceptionFeatures(weights, "logits_unbiased")(images).double()
+    p_yx = logits.softmax(1)
+    p_y = p_yx.mean(0, keepdim=True)
+    kl = (p_yx * (p_yx.log() - p_y.log())).sum(1).mean()
+    assert mean == pytest.approx(kl.exp().item(), rel=1e-5) and mean > 1.1
