@@ -164,15 +164,20 @@ def _job(args: tuple) -> dict:
     return result
 
 
-def _done_runs(results_file: str | None, options: dict) -> dict[tuple, dict]:
-    """(toy, model, seed) -> a run already in ``results_file`` with the same options."""
+def _done_runs(results_file: str | None, options: dict, any_steps: bool = False
+               ) -> dict[tuple, dict]:
+    """(toy, model, seed) -> a run already in ``results_file`` with the same options (with
+    ``any_steps``, evaluated after any steps)."""
     if not results_file or not os.path.exists(results_file):
         return {}
     done = {}
     with open(results_file) as f:
         for line in f:
             result = json.loads(line)
-            if result.pop("options") == options:
+            theirs, ours = result.pop("options"), dict(options)
+            if any_steps:
+                theirs["steps"] = ours["steps"] = None
+            if theirs == ours:
                 for side in ("flowgen", "zuko"):  # JSON keys are strings
                     result[side]["gaps"] = {int(k): v for k, v in result[side]["gaps"].items()}
                 done[result["toy"], result["model"], result["seed"]] = result
@@ -192,7 +197,7 @@ def summarise(results: list[dict], steps: list[int]) -> tuple[list[list[str]], l
     rows, means = [], {}
     for (toy, model), runs in groups.items():
         ratios = [r["flowgen"]["step_s"] / r["zuko"]["step_s"] for r in runs]
-        for k in steps:
+        for k in (k for k in steps if all(k in r["flowgen"]["gaps"] for r in runs)):
             ours = [r["flowgen"]["gaps"][k] for r in runs]
             theirs = [r["zuko"]["gaps"][k] for r in runs]
             means[toy, model, k] = statistics.mean(ours)
@@ -235,6 +240,9 @@ def main() -> None:
     parser.add_argument("--tail-bound", type=float, default=5.0, help="the splines' bound B")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     parser.add_argument("--results", help="JSON lines of finished runs: appended, reused")
+    parser.add_argument("--table-only", action="store_true",
+                        help="run nothing: tabulate the runs already in --results, at those "
+                             "of --steps each was evaluated after")
     parser.add_argument("--markdown", help="also write the tables to this file")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"  # before the workers import torch
@@ -245,8 +253,10 @@ def main() -> None:
     runs = [(toy, model, int(seed)) for toy in args.toys.split(",") for model in models
             for seed in args.seeds.split(",")
             if args.models or model != "affine_c" or toy == "checkerboard"]
-    done = _done_runs(args.results, options)
+    done = _done_runs(args.results, options, any_steps=args.table_only)
     jobs = [(*run, options, args.results) for run in runs if run not in done]
+    if args.table_only:  # tabulate the finished runs alone (a run cut short, say)
+        runs, jobs = [run for run in runs if run in done], []
     start = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
