@@ -34,7 +34,7 @@ def test_both_sides_have_the_same_size(model):
 
 
 def test_side_by_side_steps_learn():
-    result = toys.run_one("checkerboard", "nsf_c", seed=0, steps=[2, 20], block=7)
+    result = toys.run_one("checkerboard", "maf", seed=0, steps=[2, 20], block=7)
     assert result["entropy"] == pytest.approx(math.log(32), abs=1e-9)
     for side in ("flowgen", "zuko"):
         gaps = result[side]["gaps"]
