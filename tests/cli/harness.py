@@ -4,16 +4,19 @@ A case is ``Case(script, args, code, message)``: the process must exit with ``co
 stderr with one ``error: ...`` line containing ``message`` (code 2) or print ``message`` (Hydra's
 own errors, code 1), show no traceback, and leave every file that existed before byte-identical.
 Each case runs in its own folder holding an earlier run's files (``ckpt/`` the checkpoint dir,
-``out/`` sample.py's ``out``, ``cwd/`` the working directory), a few at a time.
+``out/`` sample.py's ``out``, ``cwd/`` the working directory), a few at a time, each forked from
+one interpreter that imported torch and Lightning once (tests/cli/forkserver.py).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,27 +49,49 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _start(case: Case, folder: Path, env: dict) -> subprocess.Popen:
+def _command(case: Case, folder: Path) -> list[str]:
     args = list(case.args) + (case.args_in(folder) if case.args_in else [])
     if case.script == "train.py":
         own = [f"hydra.run.dir={folder / 'run'}",
                f"paths.checkpoint_dir={folder / 'ckpt'}"] if case.own_dirs else []
-        args = [*(TINY if case.tiny else []), *args, *own]
-    else:
-        args = ["device=cpu", f"out={folder / 'out'}", *args]  # a case's out= wins
-    return subprocess.Popen([sys.executable, str(ROOT / case.script), *args],
-                            cwd=folder / "cwd", env={**env, **case.env}, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=case.preexec)
+        return [*(TINY if case.tiny else []), *args, *own]
+    return ["device=cpu", f"out={folder / 'out'}", *args]  # a case's out= wins
+
+
+def _run_all(cases: dict[str, Case], tmp: Path, env: dict, timeout: float,
+             parallel: int) -> dict[str, tuple[int, str]]:
+    """name -> (exit code, stderr) of every case, run by tests/cli/forkserver.py: one
+    interpreter imports torch and Lightning once and forks each command line from there."""
+    requests = []
+    for i, (name, case) in enumerate(cases.items()):
+        preexec = (base64.b64encode(pickle.dumps(case.preexec)).decode()
+                   if case.preexec else None)
+        requests.append({"id": i, "script": str(ROOT / case.script),
+                         "args": _command(case, tmp / name), "cwd": str(tmp / name / "cwd"),
+                         "env": {**env, **case.env}, "stderr": str(tmp / f"{name}.stderr"),
+                         "timeout": timeout, "preexec": preexec})
+    server = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("forkserver.py")), str(parallel)],
+        input="".join(json.dumps(r) + "\n" for r in requests), capture_output=True, text=True,
+        env=env, cwd=ROOT, timeout=timeout * (len(requests) // parallel + 2))
+    answers = {a["id"]: a for a in map(json.loads, server.stdout.splitlines())}
+    assert len(answers) == len(requests), ("fork server", server.returncode, server.stderr)
+    results = {}
+    for i, name in enumerate(cases):
+        stderr = (tmp / f"{name}.stderr").read_text()
+        if answers[i]["killed"]:
+            stderr += f"\n[harness] killed after {timeout} s"
+        results[name] = (answers[i]["code"], stderr)
+    return results
 
 
 def run_cases(cases: dict[str, Case], tmp: Path, shared: Path | None = None,
-              timeout: float = 300, parallel: int = 4
+              timeout: float = 300, parallel: int = 2
               ) -> dict[str, tuple[Case, int, str, dict, dict]]:
-    """Run every case, ``parallel`` at a time (each process imports torch and Lightning: more
-    at once only thrash two cores); name -> (case, returncode, stderr, files before, files
-    after). ``shared``: a folder of inputs all cases read, which must not change either.
-    ``timeout`` (seconds) bounds each process: a hang fails its case with a message."""
+    """Run every case, ``parallel`` at a time (one per core); name -> (case, returncode,
+    stderr, files before, files after). ``shared``: a folder of inputs all cases read, which
+    must not change either. ``timeout`` (seconds) bounds each command: a hang fails its case
+    with a message."""
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
            "PYTHONWARNINGS": "ignore"}
     before = {}
@@ -80,19 +105,9 @@ def run_cases(cases: dict[str, Case], tmp: Path, shared: Path | None = None,
             case.prepare(folder)
         before[name] = snapshot(folder)
     shared_before = snapshot(shared) if shared is not None else None
-    results = {}
-    with ThreadPoolExecutor(parallel) as pool:
-        def finish(name: str) -> None:
-            proc = _start(cases[name], tmp / name, env)
-            try:
-                _, stderr = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, stderr = proc.communicate()
-                stderr += f"\n[harness] killed after {timeout} s"
-            results[name] = (cases[name], proc.returncode, stderr, before[name],
-                             snapshot(tmp / name))
-        list(pool.map(finish, cases))
+    ran = _run_all(cases, tmp, env, timeout, parallel)
+    results = {name: (case, *ran[name], before[name], snapshot(tmp / name))
+               for name, case in cases.items()}
     if shared is not None:
         assert snapshot(shared) == shared_before, "a shared input file changed"
     return results

@@ -32,7 +32,7 @@ TRAIN = {
                    "model.hidden_channels must be an integer in 1..8192, got 'abc'"),
     "model_range": (["model.steps=0"], "model.steps must be an integer in 1..1024, got 0"),
     "model_choice": (["model.coupling=foo"],
-                     "model.coupling must be one of affine|additive, got 'foo'"),
+                     "model.coupling must be one of affine|additive|spline, got 'foo'"),
     "model_memory": (["model.hidden_channels=100000"],
                      "model.hidden_channels must be an integer in 1..8192, got 100000"),
     "data_type": (["data.hflip=maybe"], "data.hflip must be true or false, got 'maybe'"),
