@@ -8,6 +8,7 @@ learning rate in place of the configured one).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -100,6 +101,12 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    """The constructor arguments of ``cls`` that have defaults, with them."""
+    params = inspect.signature(cls.__init__).parameters.items()
+    return {k: p.default for k, p in params if p.default is not inspect.Parameter.empty}
+
+
 def config_differences(ckpt: dict, module: FlowModule, n_bits: int | None) -> list[str]:
     """What the command would build or train differently from the checkpoint, one entry per
     key (architecture and data shape, ``n_bits`` (None: vector data), optimiser)."""
@@ -108,6 +115,7 @@ def config_differences(ckpt: dict, module: FlowModule, n_bits: int | None) -> li
         return [f"model: {meta.get('arch')!r} in the checkpoint, {model.arch!r} now"]
     saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
     saved = upgrade_config(saved, checkpoint_format(meta))  # an older format's argument names
+    saved = {**_defaults(type(model)), **saved}  # an argument added since: built with its default
     differences = [f"model.{k}: {saved.get(k)!r} in the checkpoint, {model.config.get(k)!r} now"
                    for k in sorted((set(saved) | set(model.config)) - NOT_ARCHITECTURE)
                    if saved.get(k) != model.config.get(k)]
