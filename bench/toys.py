@@ -6,7 +6,8 @@
 
 Without ``--models``: MAF, NSF-C and NSF-AR on every toy, and the affine coupling on the
 checkerboard alone (the acceptance's RQ-against-affine comparison). ``--results FILE`` keeps every
-finished run as a JSON line and reuses the runs already there (resume, or merge runs made apart).
+finished run as a JSON line and reuses the runs already there with the same options (resume);
+``--table-only`` tabulates them without running anything (runs made apart, or cut short).
 
 For every (toy, model, seed) one process trains flowgen's model and zuko's equivalent side by side
 on the same batches: a plain PyTorch loop (Adam 1e-3, batch 512, no clipping, no warm-up, no
@@ -25,7 +26,7 @@ widths are those of its configs/model/*.yaml):
   flowgen ``MAF(transform="affine")`` | ``zuko.flows.MAF(2, transforms=5)``.
 * ``nsf_ar``: the same with rational-quadratic splines of 8 bins on ``[-B, B]``.
   flowgen ``MAF(transform="spline")`` | ``zuko.flows.MAF`` with zuko's ``MonotonicRQSTransform``
-  (exactly ``zuko.flows.NSF``, whose bound is fixed at 5, with the bound set to ``B``).
+  (exactly ``zuko.flows.NSF``, whose bound, 5, is no argument, with the bound set to ``B``).
 * ``nsf_c``: 6 couplings of RQ splines (8 bins on ``[-B, B]``), MLPs of 2 x 128, alternating
   halves. flowgen ``CouplingMLP(transform="spline")`` | ``zuko.flows.NICE`` with
   ``MonotonicRQSTransform``: a true coupling (one half kept). ``zuko.flows.NSF(passes=2)`` is
@@ -273,9 +274,10 @@ def main() -> None:
     print(text + f"\n({time.perf_counter() - start:.0f} s)")
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(f"# bench/toys.py\n\n    python bench/toys.py --toys {args.toys} "
-                    f"--models {','.join(models)} --steps {args.steps} --seeds {args.seeds}\n\n"
-                    + text)
+            command = (f"--results {args.results} --table-only" if args.table_only else
+                       f"--toys {args.toys} --models {','.join(models)} --steps {args.steps} "
+                       f"--seeds {args.seeds}")
+            f.write(f"# bench/toys.py\n\n    python bench/toys.py {command}\n\n{text}")
 
 
 if __name__ == "__main__":
