@@ -67,7 +67,8 @@ def _bins(v: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor, bound
     v = torch.where(inside, v, torch.zeros_like(v))
     knots = ys if inverse else xs
     # the bin whose left knot is the last one <= v (a value on a knot starts that knot's bin)
-    index = torch.searchsorted(knots[..., 1:-1].contiguous(), v[..., None], right=True)
+    index = torch.searchsorted(knots[..., 1:-1].contiguous(), v[..., None].contiguous(),
+                               right=True)  # contiguous: channels-last images are not
     x_k, y_k = _pick(xs, index), _pick(ys, index)
     w_k, h_k = _pick(xs, index + 1) - x_k, _pick(ys, index + 1) - y_k
     return inside, v, x_k, w_k, y_k, h_k, h_k / w_k, _pick(d, index), _pick(d, index + 1)
