@@ -20,6 +20,7 @@ from flowgen.flows.nets import CouplingNet, ZeroConv2d
 from flowgen.flows.partitions import Alternating, BinaryMask, Checkerboard, Halves, Partition
 from flowgen.flows.permutation import Permutation
 from flowgen.flows.prior import LearnedPrior
+from flowgen.flows.reshape import Flatten, LogitTransform
 from flowgen.flows.resnet import ResNet
 from flowgen.flows.sequence import FlowSequence, set_memory
 from flowgen.flows.spline import RationalQuadraticSpline
@@ -36,3 +37,4 @@ __all__ += ["AdditiveBijection", "AffineBijection", "Alternating", "Bijection", 
             "TanhAffineBijection", "mlp_coupling"]
 __all__ += ["RationalQuadraticSpline"]
 __all__ += ["MADE", "InverseFlow", "MaskedAutoregressive", "MaskedLinear"]
+__all__ += ["Flatten", "LogitTransform"]

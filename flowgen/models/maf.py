@@ -1,5 +1,6 @@
-"""Autoregressive flows for vector data: MAF (Papamakarios et al. 2017), its autoregressive
-neural spline variant (Durkan et al. 2019, ``transform="spline"``) and IAF (Kingma et al. 2016).
+"""Autoregressive flows for vectors (and images as vectors of pixels): MAF (Papamakarios et
+al. 2017), its autoregressive neural spline variant (Durkan et al. 2019, ``transform="spline"``)
+and IAF (Kingma et al. 2016).
 
 The same stack of :class:`~flowgen.flows.MaskedAutoregressive` layers either way round: a MAF
 evaluates densities in one MADE pass per layer and samples in ``D``; an IAF (each layer an
@@ -9,6 +10,7 @@ evaluates densities in one MADE pass per layer and samples in ``D``; an IAF (eac
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -17,9 +19,11 @@ from flowgen.distributions import StandardNormal
 from flowgen.flows import (
     ActNorm,
     BatchNormFlow,
+    Flatten,
     Flow,
     FlowSequence,
     InverseFlow,
+    LogitTransform,
     MaskedAutoregressive,
     Permutation,
     RationalQuadraticSpline,
@@ -70,7 +74,9 @@ class MAF(FlowModel):
     layers a ``norm`` (``none``, ``batchnorm`` as in the MAF paper, ``actnorm``), then a
     ``permutation`` of the entries (``reverse``, or ``random``, drawn from the layer's index).
     ``num_classes > 0``: every MADE also sees the label ``cond`` (embedded first). Starts as the
-    identity (without a norm).
+    identity (without a norm). Images ``(C, H, W)`` are modelled as vectors of ``C*H*W``
+    pixels (:class:`~flowgen.flows.Flatten`), in logit space with ``logit_alpha`` (the MAF
+    paper's 1e-6 on MNIST, 0.05 on CIFAR-10; :class:`~flowgen.flows.LogitTransform`).
 
     Densities (``log_prob``, training) take one MADE pass per layer; sampling takes ``D``.
     """
@@ -82,12 +88,16 @@ class MAF(FlowModel):
     def __init__(self, event_shape: Sequence[int] = (2,), layers: int = 5,
                  hidden_features: int = 64, hidden_layers: int = 2, residual: bool = False,
                  transform: str = "affine", bins: int = 8, tail_bound: float = 3.0,
-                 permutation: str = "reverse", norm: str = "none", num_classes: int = 0):
+                 permutation: str = "reverse", norm: str = "none", num_classes: int = 0,
+                 logit_alpha: float | None = None):
         name = type(self).__name__
         shape = tuple(event_shape)
-        if len(shape) != 1:
-            raise ValueError(f"{name} models vectors (D,), the data has samples of shape "
-                             f"{shape}: pick a vector dataset (data=two_moons) or an image model")
+        if len(shape) not in (1, 3):
+            raise ValueError(f"{name} models vectors (D,) or images (C, H, W), the data has "
+                             f"samples of shape {shape}")
+        if logit_alpha is not None and len(shape) != 3:
+            raise ValueError(f"logit_alpha is for images (pixels in [-0.5, 0.5)); the data are "
+                             f"vectors of shape {shape}: leave it null")
         for key, value, low in (("layers", layers, 1), ("hidden_features", hidden_features, 1),
                                 ("hidden_layers", hidden_layers, 1), ("bins", bins, 1),
                                 ("num_classes", num_classes, 0)):
@@ -95,8 +105,10 @@ class MAF(FlowModel):
         _check_choice("transform", transform, TRANSFORMS)
         _check_choice("permutation", permutation, PERMUTATIONS)
         _check_choice("norm", norm, NORMS)
-        features, context = shape[0], 8 if num_classes else 0
-        flows: list[Flow] = []
+        features, context = math.prod(shape), 8 if num_classes else 0
+        # images: pixels to logit space (the MAF paper's), then one vector of C*H*W entries
+        flows: list[Flow] = ([LogitTransform(logit_alpha)] if logit_alpha is not None else []
+                             ) + ([Flatten(shape)] if len(shape) == 3 else [])
         for k in range(layers):
             if k:
                 flows += _between(features, k, permutation, norm)
@@ -106,7 +118,7 @@ class MAF(FlowModel):
                 features, bijection, hidden_features, hidden_layers, residual,
                 context_features=context, num_classes=num_classes)
             flows.append(InverseFlow(layer) if self.inverted else layer)
-        super().__init__(FlowSequence(flows), StandardNormal(shape), shape,
+        super().__init__(FlowSequence(flows), StandardNormal((features,)), shape,
                          num_classes=num_classes)
 
 

@@ -31,7 +31,9 @@ def _model_ranges() -> dict[type, dict[str, tuple[object, str]]]:
     autoregressive = {
         "layers": (depth, big), "hidden_features": (width, big), "hidden_layers": (depth, big),
         "transform": (Choice(maf.TRANSFORMS), ""), "permutation": (Choice(maf.PERMUTATIONS), ""),
-        "norm": (Choice(maf.NORMS), ""), "num_classes": classes, **spline}
+        "norm": (Choice(maf.NORMS), ""), "num_classes": classes, **spline,
+        "logit_alpha": (nullable(Real(0, 0.5, open_lo=True, open_hi=True)),
+                        "images: e.g. 1e-6 (MNIST) or 0.05 (CIFAR-10); null for vectors")}
     return {
         glow.Glow: {
             "levels": (Int(1), ""), "steps": (depth, big), "hidden_channels": (width, big),

@@ -27,10 +27,12 @@ from flowgen.flows import (
     Coupling,
     CouplingNet,
     DiagonalScaling,
+    Flatten,
     Flow,
     FlowSequence,
     InvertibleConv1x1,
     LearnedPrior,
+    LogitTransform,
     LUInvertibleConv1x1,
     Permutation,
     ResNet,
@@ -60,6 +62,8 @@ class Case:
     image: tuple[int, ...] | None = None
     vector: tuple[int, ...] | None = None
     cond: Callable[[int], torch.Tensor] | None = None
+    #: standard normal draws -> the layer's domain (e.g. pixels in [-0.5, 0.5)), if it has one
+    domain: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {kind: shape for kind, shape in (("image", self.image), ("vector", self.vector))
@@ -172,6 +176,9 @@ CASES: dict[str, Case] = {
                      image=(2, 4, 4)),
     "multiscale": Case(multiscale, image=(2, 4, 4)),
     "multiscale_labels": Case(lambda: multiscale(3), image=(2, 4, 4), cond=labels(3)),
+    "flatten": Case(lambda: Flatten((2, 3, 3)), image=(2, 3, 3)),
+    "logit": Case(lambda: LogitTransform(0.05), image=(2, 3, 3), vector=(5,),
+                  domain=lambda x: torch.sigmoid(x) * 0.98 - 0.49),
     "sequence_vector": Case(lambda: FlowSequence([ActNorm(4), InvertibleConv1x1(4),
                                                   mlp_coupling(4, 0, 8), Permutation.reverse(4),
                                                   DiagonalScaling((4,))]), vector=(4,)),

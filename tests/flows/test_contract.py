@@ -65,6 +65,7 @@ def make(name: str, kind: str, batch: int = 3):
     case = CASES[name]
     layer = case.build().double()
     x = torch.randn(batch, *case.shapes()[kind], dtype=torch.float64)
+    x = case.domain(x) if case.domain else x
     cond = case.cond(batch) if case.cond else None
     layer.train()
     layer(x, cond)  # data-dependent initialisation where a layer has one

@@ -75,7 +75,7 @@ def test_records_its_arguments():
     assert IAF((2,)).config == {"event_shape": [2], "layers": 5, "hidden_features": 64,
                                 "hidden_layers": 2, "residual": False, "transform": "affine",
                                 "bins": 8, "tail_bound": 3.0, "permutation": "reverse",
-                                "norm": "none", "num_classes": 0}
+                                "norm": "none", "num_classes": 0, "logit_alpha": None}
 
 
 def test_iaf_samples_in_one_pass_per_layer_maf_evaluates_density_in_one():
@@ -116,7 +116,7 @@ def test_memory_invertible_trains_maf_and_refuses_batch_norm_in_one_line():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"event_shape": (1, 8, 8)}, r"MAF models vectors \(D,\).*data=two_moons"),
+    ({"event_shape": (2, 8)}, r"MAF models vectors \(D,\) or images \(C, H, W\)"),
     ({"layers": 0}, r"layers must be an integer >= 1, got 0"),
     ({"hidden_features": "abc"}, r"hidden_features must be an integer >= 1, got 'abc'"),
     ({"num_classes": 1.5}, r"num_classes must be an integer >= 0, got 1.5"),
