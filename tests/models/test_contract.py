@@ -40,6 +40,22 @@ MODELS = {
 }
 
 
+def fit_bits_per_dim(model, pixels: torch.Tensor, steps: int) -> list[float]:
+    """``steps`` Adam steps (lr 1e-3) of ``model`` on uint8 ``pixels`` in training mode, each
+    loss checked finite; the bits/dim of every step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        bpd = bits_per_dim(model.log_prob(preprocess(pixels)), model.num_dims).mean()
+        assert torch.isfinite(bpd)
+        optimizer.zero_grad()
+        bpd.backward()
+        optimizer.step()
+        losses.append(bpd.item())
+    return losses
+
+
 def prior_log_density(model, zs: list[torch.Tensor]) -> torch.Tensor:
     """The latents' log-density, written out here rather than taken from the model."""
     z = flat(zs)
@@ -81,17 +97,8 @@ TRAINABLE = {
 def test_a_few_adam_steps_lower_the_bpd_without_nans(name):
     cls, config = TRAINABLE[name]
     model = cls(**config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     pixels = torch.randint(0, 256, (16, config["event_shape"][0], 8, 8), dtype=torch.uint8)
-    losses = []
-    model.train()
-    for _ in range(20):
-        bpd = bits_per_dim(model.log_prob(preprocess(pixels)), model.num_dims).mean()
-        assert torch.isfinite(bpd)
-        optimizer.zero_grad()
-        bpd.backward()
-        optimizer.step()
-        losses.append(bpd.item())
+    losses = fit_bits_per_dim(model, pixels, 20)
     assert losses[-1] < losses[0]
     model.eval()  # inference statistics (batch norm's running ones) stay finite too
     assert torch.isfinite(model.log_prob(preprocess(pixels))).all()

@@ -7,22 +7,15 @@ import math
 import pytest
 import torch
 
-from flowgen.flows import MADE, BatchNormFlow, Permutation, set_memory
+from flowgen.flows import BatchNormFlow, Permutation, set_memory
 from flowgen.models import IAF, MAF, build_model, model_metadata
 from tests.conftest import brute_force_logabsdet, perturb_
+from tests.flows.test_autoregressive import count_made_passes
 
 MODELS = {"maf": MAF, "iaf": IAF}
 VARIANTS = {"affine": {}, "spline": {"transform": "spline", "bins": 4, "tail_bound": 3.0},
             "residual_random_actnorm": {"residual": True, "permutation": "random",
                                         "norm": "actnorm"}}
-
-
-def count_made_passes(model: torch.nn.Module) -> list[int]:
-    calls = [0]
-    for sub in model.modules():
-        if isinstance(sub, MADE):
-            sub.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    return calls
 
 
 @pytest.mark.parametrize("transform", ["affine", "spline"])
