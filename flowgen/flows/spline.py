@@ -74,10 +74,15 @@ def _bins(v: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor, bound
     return inside, v, x_k, w_k, y_k, h_k, h_k / w_k, _pick(d, index), _pick(d, index + 1)
 
 
-def _log_derivative(theta: Tensor, delta: Tensor, d0: Tensor, d1: Tensor) -> Tensor:
-    """``log dy/dx`` at the bin fraction ``theta`` (the paper's eq. 5)."""
+def _terms(theta: Tensor, delta: Tensor, d0: Tensor, d1: Tensor) -> tuple[Tensor, Tensor]:
+    """``theta (1 - theta)`` and the rational function's denominator (the paper's eq. 4)."""
     one_minus = theta * (1 - theta)
-    denominator = delta + (d0 + d1 - 2 * delta) * one_minus
+    return one_minus, delta + (d0 + d1 - 2 * delta) * one_minus
+
+
+def _log_derivative(theta: Tensor, one_minus: Tensor, denominator: Tensor, delta: Tensor,
+                    d0: Tensor, d1: Tensor) -> Tensor:
+    """``log dy/dx`` at the bin fraction ``theta`` (the paper's eq. 5), given :func:`_terms`."""
     numerator = delta.pow(2) * (d1 * theta.pow(2) + 2 * delta * one_minus
                                 + d0 * (1 - theta).pow(2))
     return torch.log(numerator) - 2 * torch.log(denominator)
@@ -94,11 +99,10 @@ def rq_spline_forward(x: Tensor, widths: Tensor, heights: Tensor, derivatives: T
         x, widths, heights, derivatives, tail_bound, min_bin_width, min_bin_height,
         min_derivative, inverse=False)
     theta = (v - x_k) / w_k
-    one_minus = theta * (1 - theta)
-    y = y_k + h_k * (delta * theta.pow(2) + d0 * one_minus) / (
-        delta + (d0 + d1 - 2 * delta) * one_minus)
+    one_minus, denominator = _terms(theta, delta, d0, d1)
+    y = y_k + h_k * (delta * theta.pow(2) + d0 * one_minus) / denominator
     # where() with both sides finite: the tails' entries get no NaN gradient from the spline side
-    logabsdet = _log_derivative(theta, delta, d0, d1)
+    logabsdet = _log_derivative(theta, one_minus, denominator, delta, d0, d1)
     return torch.where(inside, y, x), torch.where(inside, logabsdet, torch.zeros_like(x))
 
 
@@ -121,7 +125,7 @@ def rq_spline_inverse(y: Tensor, widths: Tensor, heights: Tensor, derivatives: T
     discriminant = (b.pow(2) - 4 * a * c).clamp_min(0)
     theta = (2 * c) / (-b - torch.sqrt(discriminant))
     x = theta * w_k + x_k
-    logabsdet = -_log_derivative(theta, delta, d0, d1)
+    logabsdet = -_log_derivative(theta, *_terms(theta, delta, d0, d1), delta, d0, d1)
     return torch.where(inside, x, y), torch.where(inside, logabsdet, torch.zeros_like(y))
 
 
